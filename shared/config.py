@@ -1,0 +1,131 @@
+"""Static settings read from ``MUTT_*`` environment variables, validated at start.
+
+A bad value must stop the process with one line that names the variable
+(``ConfigError``), never a traceback and never a silent default. Dynamic
+settings (rate limits, thresholds) live in Redis and are not here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.errors import ConfigError
+
+ENV_PREFIX = "MUTT_"
+
+
+class Settings(BaseModel):
+    """Every static setting; the env name is ``MUTT_`` + the upper-cased field name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None, description="redis://, rediss:// or unix:// URL; unset = embedded (mutt run)"
+    )
+    database_url: str | None = Field(
+        default=None, description="postgresql://user@host:port/db URL; unset = embedded (mutt run)"
+    )
+    database_schema: str = Field(
+        default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding MUTT's tables",
+    )
+    namespace: str = Field(
+        default="mutt", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="prefix of every Redis key (streams are <namespace>:{p}:events ...)",
+    )
+    data_dir: Path = Field(default=Path(".mutt"), description="embedded servers' data and sinks")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    worker_batch_size: int = Field(default=100, ge=1, le=10_000)
+    worker_block_ms: int = Field(default=1000, ge=10, le=60_000)
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    heartbeat_ttl_seconds: float = Field(default=15.0, gt=0, le=3600)
+    claim_min_idle_seconds: float = Field(
+        default=60.0, gt=0, description="pending this long on a dead consumer = reclaimed"
+    )
+    retry_delay_seconds: float = Field(
+        default=5.0, gt=0, description="a transient failure is retried after this long"
+    )
+    max_deliveries: int = Field(default=5, ge=1, le=1000, description="then the entry is DLQ'd")
+
+    sink_file: Path | None = Field(
+        default=None, description="file sink path (JSON lines); default <data_dir>/alerts.jsonl"
+    )
+    default_team: str = Field(default="NETO", min_length=1, max_length=128)
+    janitor_interval_seconds: float = Field(default=30.0, gt=0)
+    partitions_ahead_months: int = Field(default=3, ge=1, le=24)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @property
+    def sink_path(self) -> Path:
+        """Where the file sink writes alerts."""
+        return self.sink_file if self.sink_file is not None else self.data_dir / "alerts.jsonl"
+
+    def require_urls(self) -> tuple[str, str]:
+        """Both server URLs, or a clear error for a process that cannot embed them."""
+        if not self.redis_url:
+            raise ConfigError("MUTT_REDIS_URL is not set (only `mutt run` starts an embedded Redis)")
+        if not self.database_url:
+            raise ConfigError(
+                "MUTT_DATABASE_URL is not set (only `mutt run` starts an embedded PostgreSQL)"
+            )
+        return self.redis_url, self.database_url
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read and validate settings; raise ``ConfigError`` naming the first bad variable.
+
+    Unknown ``MUTT_*`` variables are refused too: a typo must not silently
+    leave a default in force.
+    """
+    env = os.environ if environ is None else environ
+    known = {env_name(name): name for name in Settings.model_fields}
+    values: dict[str, object] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        if key not in known:
+            if key in _FOREIGN_VARIABLES:
+                continue
+            raise ConfigError(f"{key}: unknown setting (see `mutt config env` for the list)")
+        if raw.strip() == "":
+            continue
+        values[known[key]] = raw.strip()
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        shown = values.get(field, "")
+        raise ConfigError(
+            f"{env_name(field)}={str(shown)[:80]!r}: {err['msg']}"
+        ) from None
+
+
+# MUTT_* variables read by other parts than Settings (tests, failpoints).
+_FOREIGN_VARIABLES = frozenset({"MUTT_FAILPOINTS", "MUTT_TEST_KEEP"})
