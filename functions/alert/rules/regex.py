@@ -1,0 +1,48 @@
+"""The one way rule regexes are compiled and fed text (google-re2).
+
+RE2 runs in linear time, so no operator-written pattern can stall a worker
+(perf-limits section 4: ``(a+)+$`` takes seconds in ``re``, microseconds in
+RE2). Both the reference loop and the indexed engine go through this module,
+so they can only differ in indexing, never in regex dialect or options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import re2
+
+# Case-insensitive like v2.5's re.IGNORECASE; captures are never read.
+_OPTION_VALUES: dict[str, Any] = {"case_sensitive": False, "never_capture": True}
+
+_HINTS = {
+    "invalid perl operator": " (RE2 has no look-around, possessive or atomic groups)",
+    "invalid escape sequence": " (RE2 has no back-references; use \\z instead of \\Z)",
+}
+
+
+def regex_options() -> Any:
+    """Fresh ``re2.Options`` with the flags every rule regex uses."""
+    options = re2.Options()
+    for name, value in _OPTION_VALUES.items():
+        setattr(options, name, value)
+    return options
+
+
+def compile_regex(pattern: str) -> Any:
+    """Compile for matching; raise ``ValueError`` carrying RE2's reason."""
+    try:
+        return re2.compile(pattern, regex_options())
+    except re2.error as exc:
+        reason = str(exc) or "unknown error"
+        hint = next((h for k, h in _HINTS.items() if k in reason), "")
+        raise ValueError(f"regex does not compile under RE2: {reason}{hint}") from None
+
+
+def regex_text(message: str) -> bytes:
+    """UTF-8 bytes of a message: encoded once per event, never per rule.
+
+    ``surrogatepass`` keeps a stray lone surrogate (possible from JSON
+    ``\\ud800``) from raising; RE2 then simply sees an invalid byte.
+    """
+    return message.encode("utf-8", "surrogatepass")

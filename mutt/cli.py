@@ -1,0 +1,184 @@
+"""The ``mutt`` command: run the pipeline, its workers and its operations.
+
+Every expected failure (bad setting, unreachable server, port in use) ends
+with one ``mutt: ...`` line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from shared.config import Settings, load_settings
+from shared.errors import MuttError
+
+EPILOG_RUN = """examples:
+  mutt run                      # embedded Redis + PostgreSQL under ./.mutt
+  mutt run --demo               # send sample events, wait for delivery, print a summary
+  MUTT_REDIS_URL=redis://127.0.0.1:6379/0 \\
+  MUTT_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/mutt mutt run --port 9090
+"""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    return load_settings(**overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mutt.run import run
+    from shared.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging("run", settings.log_level, "text")
+    return run(settings, args.host, args.port, args.demo, args.data)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from mutt.stages import WORKER_STAGES
+    from shared.broker.worker import StreamWorker
+    from shared.context import Context, set_context
+    from shared.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging(args.stage, settings.log_level, settings.log_format)
+    settings.require_urls()
+    ctx = Context(settings)
+    set_context(ctx)
+    stage = WORKER_STAGES[args.stage]
+    ctx.redis.ping()  # fail fast with a clear line if Redis is unreachable
+    worker = StreamWorker(ctx.redis, ctx.keys, settings, stage.make_handler(ctx), stage.stream(ctx), stage.name)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve one function over HTTP exactly as Knative would run it."""
+    import functions_framework
+    from functions_framework._http import create_server
+
+    import functions
+    from mutt.run import check_port_free
+    from mutt.stages import HTTP_FUNCTIONS
+    from shared.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging(args.function, settings.log_level, settings.log_format)
+    settings.require_urls()
+    check_port_free(args.host, args.port)
+    source = Path(functions.__file__).parent.parent / HTTP_FUNCTIONS[args.function]
+    app = functions_framework.create_app(args.function, str(source), "http")
+    create_server(app, False).run(args.host, args.port)
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from shared.db.connection import connect_pg
+    from shared.db.migrate import current_version, migrate
+
+    settings = _settings(args)
+    _, url = settings.require_urls()
+    conn = connect_pg(url, settings.database_schema)
+    applied = migrate(conn)
+    for mig in applied:
+        print(f"applied {mig.version:04d}_{mig.name}")
+    print(f"database at version {current_version(conn)}" + ("" if applied else " (nothing to do)"))
+    conn.close()
+    return 0
+
+
+def cmd_janitor_run(args: argparse.Namespace) -> int:
+    from functions.janitor.handler import JanitorHandler
+    from shared.context import Context
+
+    settings = _settings(args)
+    settings.require_urls()
+    report = JanitorHandler(Context(settings)).run(args.task)
+    print(report.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    import orjson
+
+    from shared.models import SCHEMAS, schema_url
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for event_type, model in SCHEMAS.items():
+        schema = {"$id": schema_url(event_type), **model.model_json_schema()}
+        path = out / f"{event_type}.json"
+        path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mutt", description="MUTT: route events from syslog, SNMP traps and webhooks to operators' tools.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the whole pipeline on this machine",
+                       epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="ingest listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="ingest listen port (default 8080)")
+    p.add_argument("--data-dir", type=Path, help="embedded servers' data (default ./.mutt, MUTT_DATA_DIR)")
+    p.add_argument("--demo", action="store_true", help="send sample events, wait for delivery, summarize, exit")
+    p.add_argument("--data", type=Path, help="with --demo: a JSON array of events to send instead of the samples")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", help="run one stage as a stream worker (RHEL, compose)",
+                       epilog="example:\n  MUTT_REDIS_URL=... MUTT_DATABASE_URL=... mutt worker alert",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=["alert", "forward"])
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("serve", help="serve one function over HTTP (as on Knative)",
+                       epilog="example:\n  mutt serve ingest --port 8080",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("function", choices=["ingest", "alert", "forward", "janitor"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database operations").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("migrate", help="apply pending schema migrations (idempotent)",
+                      epilog="example:\n  MUTT_DATABASE_URL=postgresql://postgres@127.0.0.1/mutt mutt db migrate",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=cmd_db_migrate)
+
+    jan = sub.add_parser("janitor", help="housekeeping").add_subparsers(dest="janitor_command", required=True)
+    p = jan.add_parser("run", help="run janitor tasks once", epilog="example:\n  mutt janitor run --task partitions",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="all", choices=["all", "reclaim", "partitions", "retention", "replay"])
+    p.set_defaults(func=cmd_janitor_run)
+
+    p = sub.add_parser("schemas", help="write the JSON Schemas of MUTT's events",
+                       epilog="example:\n  mutt schemas --out docs/schemas",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("docs/schemas"))
+    p.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MuttError as exc:
+        print(f"mutt: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,44 @@
+"""Which stream each stage consumes and how its handler is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.broker.keys import GROUP_ALERT, GROUP_FORWARD
+from shared.context import Context
+from shared.handler import Handler
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    stream: Callable[[Context], str]
+    make_handler: Callable[[Context], Handler]
+
+
+def _alert(ctx: Context) -> Handler:
+    from functions.alert.handler import AlertHandler
+
+    return AlertHandler(ctx.settings.default_team)
+
+
+def _forward(ctx: Context) -> Handler:
+    from functions.forward.handler import ForwardHandler
+    from functions.forward.sinks.file import FileSink
+
+    return ForwardHandler(FileSink(ctx.settings.sink_path))
+
+
+WORKER_STAGES: dict[str, Stage] = {
+    GROUP_ALERT: Stage(GROUP_ALERT, lambda ctx: ctx.keys.events, _alert),
+    GROUP_FORWARD: Stage(GROUP_FORWARD, lambda ctx: ctx.keys.alerts, _forward),
+}
+
+# functions-framework entry points: name -> (source file, target).
+HTTP_FUNCTIONS: dict[str, str] = {
+    "ingest": "functions/ingest/main.py",
+    "alert": "functions/alert/main.py",
+    "forward": "functions/forward/main.py",
+    "janitor": "functions/janitor/main.py",
+}

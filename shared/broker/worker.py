@@ -1,0 +1,218 @@
+"""The stream-worker runtime: a consumer-group loop around one function's handler.
+
+Each turn takes a batch (new entries, or entries reclaimed from dead
+consumers, or this consumer's own entries due for a retry), calls the handler
+once for the whole batch, and settles the batch in one ``MULTI/EXEC``:
+replies published and entries acknowledged together. ``stop()`` (SIGTERM)
+lets the current batch finish and settle before the loop exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from cloudevents.http import CloudEvent
+
+from shared.broker import streams
+from shared.broker.heartbeat import Heartbeat, alive_consumers
+from shared.broker.keys import DELIVERED_MAXLEN, Keys
+from shared.broker.streams import Entry, Settlement
+from shared.config import Settings
+from shared.envelope import FIELD, EnvelopeError, decode, encode
+from shared.handler import Handler, Outcome
+
+log = logging.getLogger(__name__)
+
+
+def consumer_name(stage: str) -> str:
+    """Unique per process: ``<stage>-<host>-<pid>-<random>``."""
+    host = socket.gethostname().split(".")[0][:40]
+    return f"{stage}-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class WorkerStats:
+    """Counters a test or a status page can read."""
+
+    batches: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    reclaimed: int = 0
+
+
+class StreamWorker:
+    """Consumes ``stream`` as ``group`` and feeds ``handler``."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        handler: Handler,
+        stream: str,
+        group: str,
+        consumer: str | None = None,
+        on_batch: Callable[[WorkerStats], None] | None = None,
+    ) -> None:
+        self.r = r
+        self.keys = keys
+        self.settings = settings
+        self.handler = handler
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or consumer_name(group)
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._on_batch = on_batch
+        self._next_recovery = 0.0
+        self._heartbeat = Heartbeat(
+            r, keys, group, self.consumer,
+            settings.heartbeat_interval_seconds, settings.heartbeat_ttl_seconds,
+        )
+
+    def stop(self) -> None:
+        """Finish the batch in hand, settle it, then return from ``run``."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        streams.ensure_group(self.r, self.stream, self.group)
+        self._heartbeat.start()
+        log.info("worker %s consuming %s as %s", self.consumer, self.stream, self.group)
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                    failures = 0
+                except redis.RedisError as exc:
+                    failures += 1
+                    delay = min(5.0, 0.1 * 2**failures)
+                    log.warning("redis error (%s); retrying in %.1fs", exc, delay)
+                    self._stop.wait(delay)
+        finally:
+            self._heartbeat.stop()
+            log.info("worker %s stopped: %s", self.consumer, self.stats)
+
+    def run_once(self) -> int:
+        """One turn of the loop; returns the number of entries handled."""
+        entries = self._recover() if time.monotonic() >= self._next_recovery else []
+        if not entries:
+            block = None if self._stop.is_set() else self.settings.worker_block_ms
+            entries = streams.read_batch(
+                self.r, self.stream, self.group, self.consumer,
+                self.settings.worker_batch_size, block,
+            )
+        if entries:
+            self.process(entries)
+        return len(entries)
+
+    def _recover(self) -> list[Entry]:
+        """Entries of dead consumers, then our own entries due for a retry."""
+        self._next_recovery = time.monotonic() + min(
+            self.settings.retry_delay_seconds, self.settings.claim_min_idle_seconds
+        )
+        count = self.settings.worker_batch_size
+        entries = self.reclaim_dead(count)
+        if len(entries) < count:
+            idle = int(self.settings.retry_delay_seconds * 1000)
+            own = streams.pending_of(self.r, self.stream, self.group, self.consumer, idle, count - len(entries))
+            entries += streams.claim(self.r, self.stream, self.group, self.consumer, idle, own)
+        return entries
+
+    def reclaim_dead(self, count: int) -> list[Entry]:
+        """Claim entries pending on consumers without a heartbeat, idle long enough."""
+        others = [
+            c for c in streams.consumers(self.r, self.stream, self.group)
+            if c["name"] != self.consumer and int(str(c["pending"])) > 0
+        ]
+        if not others:
+            return []
+        names = [str(c["name"]) for c in others]
+        alive = alive_consumers(self.r, self.keys, self.group, names)
+        idle = int(self.settings.claim_min_idle_seconds * 1000)
+        claimed: list[Entry] = []
+        for name in names:
+            if name in alive or len(claimed) >= count:
+                continue
+            pending = streams.pending_of(self.r, self.stream, self.group, name, idle, count - len(claimed))
+            got = streams.claim(self.r, self.stream, self.group, self.consumer, idle, pending)
+            if got:
+                log.warning("reclaimed %d entries from dead consumer %s", len(got), name)
+            claimed += got
+            if not pending:
+                self._forget(name)
+        self.stats.reclaimed += len(claimed)
+        return claimed
+
+    def _forget(self, name: str) -> None:
+        """Remove a dead consumer with nothing pending, so XINFO stays short."""
+        try:
+            if not streams.pending_of(self.r, self.stream, self.group, name, 0, 1):
+                self.r.xgroup_delconsumer(self.stream, self.group, name)
+        except redis.ResponseError:
+            pass
+
+    def process(self, entries: list[Entry]) -> None:
+        """Decode, handle, settle: the whole batch in one transaction."""
+        plan = Settlement()
+        events: list[CloudEvent] = []
+        held: list[Entry] = []
+        for entry in entries:
+            if entry.deliveries > self.settings.max_deliveries:
+                self._dead_letter(plan, entry, f"delivered {entry.deliveries} times without success")
+                continue
+            try:
+                events.append(decode(entry.fields.get(FIELD, b"")))
+                held.append(entry)
+            except EnvelopeError as exc:
+                self._dead_letter(plan, entry, f"undecodable entry: {exc}")
+        outcomes = self._handle(events)
+        for entry, outcome in zip(held, outcomes, strict=True):
+            if outcome.status == "ok":
+                for reply in outcome.replies:
+                    target = self.keys.stream_for(reply["type"])
+                    maxlen = DELIVERED_MAXLEN if target == self.keys.delivered else None
+                    plan.add(target, {FIELD: encode(reply)}, maxlen)
+                plan.ack(entry.id)
+                self.stats.acked += 1
+            elif outcome.status == "reject":
+                self._dead_letter(plan, entry, outcome.reason)
+            else:
+                self.stats.retried += 1
+                log.warning("entry %s will be retried: %s", entry.id, outcome.reason)
+        streams.settle(self.r, self.stream, self.group, plan)
+        self.stats.batches += 1
+        if self._on_batch:
+            self._on_batch(self.stats)
+
+    def _handle(self, events: list[CloudEvent]) -> list[Outcome]:
+        if not events:
+            return []
+        try:
+            outcomes = self.handler.handle(events)
+        except Exception as exc:  # a handler bug or an outage must not kill the worker
+            log.exception("handler %s failed on a batch of %d", self.handler.stage, len(events))
+            return [Outcome.retry(f"handler error: {exc}")] * len(events)
+        if len(outcomes) != len(events):
+            raise RuntimeError(f"handler {self.handler.stage} returned {len(outcomes)} outcomes for {len(events)} events")
+        return outcomes
+
+    def _dead_letter(self, plan: Settlement, entry: Entry, reason: str) -> None:
+        fields = streams.dead_letter_fields(entry, stage=self.group, origin=self.stream, reason=reason)
+        plan.add(self.keys.dlq(self.group), fields)
+        plan.ack(entry.id)
+        self.stats.dead_lettered += 1
+        log.error("entry %s dead-lettered: %s", entry.id, reason)

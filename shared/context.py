@@ -1,0 +1,72 @@
+"""Per-process resources of a function, built once on first use.
+
+Knative scales functions from zero, so nothing heavy happens at import:
+the first request (or the worker start) builds settings, the Redis client
+and the database connections; later calls reuse them.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import pg8000.native
+import redis
+
+from shared.broker.keys import Keys
+from shared.config import Settings, load_settings
+from shared.db.connection import connect_pg
+from shared.redis_client import connect_redis
+
+
+class Context:
+    """Settings plus lazily opened clients; PostgreSQL connections are per thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self._local = threading.local()
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        url, _ = self.settings.require_urls()
+        return connect_redis(url)
+
+    def pg(self) -> pg8000.native.Connection:
+        """This thread's connection (pg8000 connections are not thread-safe)."""
+        conn: pg8000.native.Connection | None = getattr(self._local, "pg", None)
+        if conn is None:
+            _, url = self.settings.require_urls()
+            conn = connect_pg(url, self.settings.database_schema)
+            self._local.pg = conn
+        return conn
+
+    def drop_pg(self) -> None:
+        """Forget this thread's connection after an error; the next call reconnects."""
+        conn = getattr(self._local, "pg", None)
+        self._local.pg = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 - already broken
+                pass
+
+
+_lock = threading.Lock()
+_context: Context | None = None
+
+
+def get_context() -> Context:
+    """The process-wide context, created from the environment on first call."""
+    global _context
+    if _context is None:
+        with _lock:
+            if _context is None:
+                _context = Context(load_settings())
+    return _context
+
+
+def set_context(ctx: Context | None) -> None:
+    """Replace the process context (tests, the worker CLI)."""
+    global _context
+    _context = ctx

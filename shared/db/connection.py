@@ -1,0 +1,90 @@
+"""PostgreSQL connections with pg8000, from a ``postgresql://`` URL.
+
+Supports TCP (``postgresql://user:pw@host:5432/db``) and Unix sockets
+(``postgresql://user@/db?host=/run/postgresql``, the form the embedded
+server uses). Every connection sets ``search_path`` to the configured schema.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+
+from shared.errors import ConfigError, UnreachableError
+from shared.redis_client import redact
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """Where and as whom to connect."""
+
+    user: str
+    password: str | None
+    database: str
+    host: str | None
+    port: int
+    unix_sock: str | None
+
+    def describe(self) -> str:
+        where = self.unix_sock or f"{self.host}:{self.port}"
+        return f"postgresql://{self.user}@{where}/{self.database}"
+
+
+def parse_database_url(url: str) -> PgTarget:
+    """Split a URL into pg8000 arguments; ``ConfigError`` on nonsense."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"MUTT_DATABASE_URL: unsupported scheme {parts.scheme!r}")
+    query = parse_qs(parts.query)
+    socket_dir = query.get("host", [None])[0]
+    try:
+        port = parts.port or int(query.get("port", ["5432"])[0])
+    except ValueError:
+        raise ConfigError("MUTT_DATABASE_URL: the port is not a number") from None
+    unix_sock = None
+    if socket_dir and socket_dir.startswith("/"):
+        unix_sock = os.path.join(socket_dir, f".s.PGSQL.{port}")
+    database = unquote(parts.path.lstrip("/")) or "postgres"
+    return PgTarget(
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password) if parts.password else None,
+        database=database,
+        host=None if unix_sock else (parts.hostname or "127.0.0.1"),
+        port=port,
+        unix_sock=unix_sock,
+    )
+
+
+def connect_pg(url: str, schema: str = "public", *, timeout: float = 10.0) -> pg8000.native.Connection:
+    """A native pg8000 connection with ``search_path`` set; ``UnreachableError`` if down."""
+    target = parse_database_url(url)
+    try:
+        conn = pg8000.native.Connection(
+            user=target.user,
+            password=target.password,
+            database=target.database,
+            host=target.host or "localhost",
+            port=target.port,
+            unix_sock=target.unix_sock,
+            timeout=timeout,
+            application_name="mutt",
+        )
+    except (pg8000.native.InterfaceError, OSError) as exc:
+        raise UnreachableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from None
+    except pg8000.native.DatabaseError as exc:
+        raise UnreachableError(f"PostgreSQL at {redact(url)} refused the connection: {_msg(exc)}") from None
+    if schema != "public":
+        conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    conn.run(f'SET search_path TO "{schema}"')
+    return conn
+
+
+def _msg(exc: Exception) -> str:
+    """pg8000 puts the server's fields in a dict; show the human part."""
+    if exc.args and isinstance(exc.args[0], dict):
+        fields = exc.args[0]
+        return str(fields.get("M", fields))
+    return str(exc)

@@ -1,0 +1,67 @@
+"""CloudEvents on the wire between stages: structured-mode JSON in one stream field.
+
+One field (``ce``) holding the whole event keeps entries self-describing and
+lets the relay POST them unchanged; orjson keeps encoding off the profile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from cloudevents.http import CloudEvent
+from pydantic import BaseModel
+
+from shared.models import schema_url, utcnow
+
+FIELD = b"ce"
+REQUIRED = ("specversion", "id", "source", "type")
+
+
+class EnvelopeError(ValueError):
+    """A stream entry or body that is not a usable CloudEvent."""
+
+
+def make_event(event_type: str, source: str, data: BaseModel, *, id: str, **extensions: str) -> CloudEvent:
+    """A MUTT CloudEvent whose data is a model, with ``dataschema`` set."""
+    attributes: dict[str, Any] = {
+        "type": event_type,
+        "source": source,
+        "id": id,
+        "time": utcnow().isoformat(),
+        "datacontenttype": "application/json",
+        "dataschema": schema_url(event_type),
+    }
+    attributes.update({k: v for k, v in extensions.items() if v})
+    return CloudEvent(attributes, data.model_dump(mode="json"))
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(event: CloudEvent) -> bytes:
+    """Structured-mode JSON bytes for a stream entry."""
+    doc = dict(event.get_attributes())
+    doc["data"] = event.data
+    return orjson.dumps(doc, default=_default)
+
+
+def decode(raw: bytes) -> CloudEvent:
+    """The CloudEvent in an entry; ``EnvelopeError`` says what is wrong."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"entry is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EnvelopeError("entry is not a JSON object")
+    missing = [name for name in REQUIRED if not isinstance(doc.get(name), str) or not doc[name]]
+    if missing:
+        raise EnvelopeError(f"entry lacks CloudEvent attribute(s): {', '.join(missing)}")
+    if doc["specversion"] != "1.0":
+        raise EnvelopeError(f"unsupported specversion {doc['specversion']!r}")
+    data = doc.pop("data", None)
+    return CloudEvent(doc, data)

@@ -1,0 +1,46 @@
+"""The one contract every function implements: events in, one outcome per event out.
+
+Both runtimes call it: the stream worker in-process, the HTTP adapter per
+request (DESIGN.md section 3). The outcome says what the transport must do:
+publish the replies and acknowledge, dead-letter (permanent failure), or
+leave the event for a later retry (transient failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from cloudevents.http import CloudEvent
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result for one input event."""
+
+    status: Literal["ok", "reject", "retry"]
+    replies: tuple[CloudEvent, ...] = ()
+    reason: str = ""
+
+    @classmethod
+    def ok(cls, *replies: CloudEvent) -> Outcome:
+        return cls("ok", tuple(replies))
+
+    @classmethod
+    def reject(cls, reason: str) -> Outcome:
+        """Permanently bad: never retried (HTTP 400, stream DLQ)."""
+        return cls("reject", reason=reason)
+
+    @classmethod
+    def retry(cls, reason: str) -> Outcome:
+        """Transient failure: try again later (HTTP 503, stream stays pending)."""
+        return cls("retry", reason=reason)
+
+
+class Handler(Protocol):
+    """A function's core. ``handle`` must return one outcome per event, in order."""
+
+    stage: str
+
+    def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]: ...

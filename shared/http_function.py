@@ -1,0 +1,92 @@
+"""The HTTP adapter: serve a handler as a Knative-style CloudEvents function.
+
+Knative delivers one CloudEvent per POST and treats the answer as the reply:
+``200`` with a binary-mode CloudEvent when there is a next event, ``202``
+with an empty body when there is none, ``400`` for malformed input (not
+retried), ``503`` for transient failures (retried). ``@functions_framework.cloud_event``
+cannot do this (it always answers 200 with a text body), hence ``@http``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import flask
+import orjson
+from cloudevents.exceptions import GenericException
+from cloudevents.http import from_http, to_binary
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.context import Context, get_context
+from shared.envelope import encode
+from shared.handler import Handler
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[Context], dict[str, str]]
+
+
+def json_response(body: object, status: int, headers: dict[str, str] | None = None) -> flask.Response:
+    return flask.Response(orjson.dumps(body), status, headers, mimetype="application/json")
+
+
+def serve_ops(request: flask.Request, probe: Probe | None = None) -> flask.Response | None:
+    """``/healthz``, ``/readyz`` and ``/metrics``; ``None`` for any other path."""
+    if request.method != "GET":
+        return None
+    if request.path == "/healthz":
+        return json_response({"status": "ok"}, 200)
+    if request.path == "/readyz":
+        checks = readiness(get_context(), probe)
+        ok = all(v == "ok" for v in checks.values())
+        return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+    if request.path == "/metrics":
+        return flask.Response(generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST})
+    return None
+
+
+def readiness(ctx: Context, probe: Probe | None = None) -> dict[str, str]:
+    """Each dependency's state as ``ok`` or the reason it is not."""
+    checks: dict[str, str] = {}
+    try:
+        ctx.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    if probe is not None:
+        checks.update(probe(ctx))
+    return checks
+
+
+def cloudevent_function(make_handler: Callable[[Context], Handler]) -> Callable[[flask.Request], flask.Response]:
+    """A functions-framework ``@http`` body that feeds one CloudEvent per POST to a handler."""
+    handler: Handler | None = None
+
+    def view(request: flask.Request) -> flask.Response:
+        nonlocal handler
+        ops = serve_ops(request)
+        if ops is not None:
+            return ops
+        if request.method != "POST" or request.path != "/":
+            return json_response({"error": f"no route for {request.method} {request.path}"}, 404)
+        try:
+            event = from_http(dict(request.headers), request.get_data())
+        except GenericException as exc:
+            return json_response({"error": f"not a CloudEvent: {exc}"}, 400)
+        if handler is None:
+            handler = make_handler(get_context())
+        outcome = handler.handle([event])[0]
+        if outcome.status == "reject":
+            return json_response({"error": outcome.reason}, 400)
+        if outcome.status == "retry":
+            return json_response({"error": outcome.reason}, 503, {"Retry-After": "1"})
+        if not outcome.replies:
+            return flask.Response(b"", 202)
+        if len(outcome.replies) == 1:
+            headers, body = to_binary(outcome.replies[0])
+            return flask.Response(body, 200, headers)
+        batch = b"[" + b",".join(encode(r) for r in outcome.replies) + b"]"
+        return flask.Response(batch, 200, {"Content-Type": "application/cloudevents-batch+json"})
+
+    return view
