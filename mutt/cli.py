@@ -24,10 +24,7 @@ EPILOG_RUN = """examples:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {}
-    if getattr(args, "data_dir", None) is not None:
-        overrides["data_dir"] = args.data_dir
-    return load_settings(**overrides)
+    return load_settings(data_dir=getattr(args, "data_dir", None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -52,7 +49,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     set_context(ctx)
     stage = WORKER_STAGES[args.stage]
     ctx.redis.ping()  # fail fast with a clear line if Redis is unreachable
-    worker = StreamWorker(ctx.redis, ctx.keys, settings, stage.make_handler(ctx), stage.stream(ctx), stage.name)
+    worker = StreamWorker(
+        ctx.redis, ctx.keys, settings, stage.make_handler(ctx), stage.stream(ctx), stage.name
+    )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         worker.stop()
@@ -60,6 +59,52 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     worker.run()
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    """Feed scale-to-zero functions from the streams (one thread per target)."""
+    import threading
+
+    from mutt.stages import WORKER_STAGES
+    from shared.broker.relay import RelayHandler
+    from shared.broker.worker import StreamWorker
+    from shared.context import Context
+    from shared.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging("relay", settings.log_level, settings.log_format)
+    settings.require_urls()
+    ctx = Context(settings)
+    ctx.redis.ping()
+    workers = []
+    for target in args.to:
+        stage_name, sep, url = target.partition("=")
+        if (
+            not sep
+            or stage_name not in WORKER_STAGES
+            or not url.startswith(("http://", "https://"))
+        ):
+            raise MuttError(
+                f"--to {target!r}: expected STAGE=URL with STAGE one of {sorted(WORKER_STAGES)}"
+            )
+        stage = WORKER_STAGES[stage_name]
+        handler = RelayHandler(stage.name, url, timeout=args.timeout)
+        workers.append(
+            StreamWorker(ctx.redis, ctx.keys, settings, handler, stage.stream(ctx), stage.name)
+        )
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        for w in workers:
+            w.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    threads = [threading.Thread(target=w.run, name=f"relay-{w.group}") for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     return 0
 
 
@@ -78,8 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.require_urls()
     check_port_free(args.host, args.port)
     source = Path(functions.__file__).parent.parent / HTTP_FUNCTIONS[args.function]
-    app = functions_framework.create_app(args.function, str(source), "http")
-    create_server(app, False).run(args.host, args.port)
+    app = functions_framework.create_app(args.function, str(source), "http")  # type: ignore[no-untyped-call]
+    create_server(app, False).run(args.host, args.port)  # type: ignore[no-untyped-call]
     return 0
 
 
@@ -119,55 +164,108 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     for event_type, model in SCHEMAS.items():
         schema = {"$id": schema_url(event_type), **model.model_json_schema()}
         path = out / f"{event_type}.json"
-        path.write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        path.write_bytes(
+            orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        )
         print(path)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mutt", description="MUTT: route events from syslog, SNMP traps and webhooks to operators' tools.",
+        prog="mutt",
+        description="MUTT: route events from syslog, SNMP traps and webhooks to operators' tools.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the whole pipeline on this machine",
-                       epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "run",
+        help="run the whole pipeline on this machine",
+        epilog=EPILOG_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1", help="ingest listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="ingest listen port (default 8080)")
-    p.add_argument("--data-dir", type=Path, help="embedded servers' data (default ./.mutt, MUTT_DATA_DIR)")
-    p.add_argument("--demo", action="store_true", help="send sample events, wait for delivery, summarize, exit")
-    p.add_argument("--data", type=Path, help="with --demo: a JSON array of events to send instead of the samples")
+    p.add_argument(
+        "--data-dir", type=Path, help="embedded servers' data (default ./.mutt, MUTT_DATA_DIR)"
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="send sample events, wait for delivery, summarize, exit"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="with --demo: a JSON array of events to send instead of the samples",
+    )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("worker", help="run one stage as a stream worker (RHEL, compose)",
-                       epilog="example:\n  MUTT_REDIS_URL=... MUTT_DATABASE_URL=... mutt worker alert",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "worker",
+        help="run one stage as a stream worker (RHEL, compose)",
+        epilog="example:\n  MUTT_REDIS_URL=... MUTT_DATABASE_URL=... mutt worker alert",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("stage", choices=["alert", "forward"])
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("serve", help="serve one function over HTTP (as on Knative)",
-                       epilog="example:\n  mutt serve ingest --port 8080",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "relay",
+        help="deliver stream entries to functions over HTTP (Knative)",
+        epilog="example:\n  mutt relay --to alert=http://alert.mutt.svc --to forward=http://forward.mutt.svc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="STAGE=URL",
+        help="a stage (alert, forward) and the URL of its function; repeatable",
+    )
+    p.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout per delivery, seconds")
+    p.set_defaults(func=cmd_relay)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve one function over HTTP (as on Knative)",
+        epilog="example:\n  mutt serve ingest --port 8080",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("function", choices=["ingest", "alert", "forward", "janitor"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)
 
-    db = sub.add_parser("db", help="database operations").add_subparsers(dest="db_command", required=True)
-    p = db.add_parser("migrate", help="apply pending schema migrations (idempotent)",
-                      epilog="example:\n  MUTT_DATABASE_URL=postgresql://postgres@127.0.0.1/mutt mutt db migrate",
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    db = sub.add_parser("db", help="database operations").add_subparsers(
+        dest="db_command", required=True
+    )
+    p = db.add_parser(
+        "migrate",
+        help="apply pending schema migrations (idempotent)",
+        epilog="example:\n  MUTT_DATABASE_URL=postgresql://postgres@127.0.0.1/mutt mutt db migrate",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.set_defaults(func=cmd_db_migrate)
 
-    jan = sub.add_parser("janitor", help="housekeeping").add_subparsers(dest="janitor_command", required=True)
-    p = jan.add_parser("run", help="run janitor tasks once", epilog="example:\n  mutt janitor run --task partitions",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="all", choices=["all", "reclaim", "partitions", "retention", "replay"])
+    jan = sub.add_parser("janitor", help="housekeeping").add_subparsers(
+        dest="janitor_command", required=True
+    )
+    p = jan.add_parser(
+        "run",
+        help="run janitor tasks once",
+        epilog="example:\n  mutt janitor run --task partitions",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--task", default="all", choices=["all", "reclaim", "partitions", "retention", "replay"]
+    )
     p.set_defaults(func=cmd_janitor_run)
 
-    p = sub.add_parser("schemas", help="write the JSON Schemas of MUTT's events",
-                       epilog="example:\n  mutt schemas --out docs/schemas",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "schemas",
+        help="write the JSON Schemas of MUTT's events",
+        epilog="example:\n  mutt schemas --out docs/schemas",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", type=Path, default=Path("docs/schemas"))
     p.set_defaults(func=cmd_schemas)
     return parser

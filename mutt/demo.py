@@ -27,8 +27,10 @@ WAIT_SECONDS = 120.0
 
 def load_events(data_file: Path | None) -> list[dict[str, Any]]:
     """The demo's events: a JSON array of legacy-shaped objects."""
-    raw = data_file.read_bytes() if data_file else (
-        resources.files("mutt.demo_data").joinpath("syslog_events.json").read_bytes()
+    raw = (
+        data_file.read_bytes()
+        if data_file
+        else (resources.files("mutt.demo_data").joinpath("syslog_events.json").read_bytes())
     )
     events = orjson.loads(raw)
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
@@ -71,8 +73,10 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     """Drive the demo against a started pipeline; 0 when every alert was delivered."""
     r = connect_redis(pipeline.redis_url)
     keys = Keys(pipeline.settings.namespace)
-    marks = {s: (r.xinfo_stream(s)["last-generated-id"] if r.exists(s) else b"0-0").decode()
-             for s in (keys.events, keys.alerts, keys.delivered)}
+    marks = {
+        s: (r.xinfo_stream(s)["last-generated-id"] if r.exists(s) else b"0-0").decode()
+        for s in (keys.events, keys.alerts, keys.delivered)
+    }
     events = load_events(data_file)
     run_id = uuid.uuid4().hex[:12]
     say(f"demo: sending {len(events)} events to {pipeline.ingest_url}/")
@@ -86,7 +90,9 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     while time.monotonic() < deadline:
         pipeline.check_children()
         settled = drained(r, keys.events, GROUP_ALERT) and drained(r, keys.alerts, GROUP_FORWARD)
-        event_ids = {str(v) for v in _ids_after(r, keys.events, marks[keys.events], "event_id", None)}
+        event_ids = {
+            str(v) for v in _ids_after(r, keys.events, marks[keys.events], "event_id", None)
+        }
         alerts = _ids_after(r, keys.alerts, marks[keys.alerts], "alert_id", event_ids)
         delivered = _ids_after(r, keys.delivered, marks[keys.delivered], "alert_id", set(alerts))
         if settled and len(event_ids) >= accepted and set(alerts) <= set(delivered):

@@ -8,9 +8,10 @@ it listens on a Unix socket only, so it never collides with a real server.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import logging
 import importlib.util
+import logging
 import os
 import subprocess
 import time
@@ -87,13 +88,33 @@ class EmbeddedRedis:
         if self.socket.exists():
             self.socket.unlink()  # left by a crashed run; the lock says nobody uses it
         args = [
-            _redis_binary(), "--port", "0", "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700", "--dir", str(self.dir),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(self.dir / "redis.log"),
+            _redis_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         client = redis.Redis(unix_socket_path=str(self.socket))
         while time.monotonic() < deadline:
@@ -106,7 +127,9 @@ class EmbeddedRedis:
             except (redis.ConnectionError, FileNotFoundError):
                 time.sleep(0.05)
         self.stop()
-        raise MuttError(f"embedded Redis did not start within {timeout:.0f}s; see {self.dir / 'redis.log'}")
+        raise MuttError(
+            f"embedded Redis did not start within {timeout:.0f}s; see {self.dir / 'redis.log'}"
+        )
 
     def stop(self) -> None:
         """Shut down cleanly (AOF flushed), killing only if it will not go."""
@@ -136,14 +159,16 @@ class EmbeddedPostgres:
         try:
             import pgserver
         except ImportError:
-            raise MuttError("the embedded PostgreSQL needs the 'pgserver' package: pip install pgserver") from None
+            raise MuttError(
+                "the embedded PostgreSQL needs the 'pgserver' package: pip install pgserver"
+            ) from None
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root; pgserver runs it as the user
             # 'pgserver', which must be able to reach the data directory.
             _open_path_for_others(self.dir.parent)
         try:
-            server = pgserver.get_server(self.dir, cleanup_mode="stop")
+            server = pgserver.get_server(self.dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:
             raise MuttError(f"embedded PostgreSQL failed to start in {self.dir}: {exc}") from None
         self._server = server
@@ -151,10 +176,8 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort at shutdown
                 self._server.cleanup()  # type: ignore[attr-defined]
-            except Exception:  # noqa: S110 - best effort at shutdown
-                pass
             self._server = None
 
 

@@ -41,7 +41,9 @@ def check_port_free(host: str, port: int) -> None:
     try:
         sock.bind((host, port))
     except OSError as exc:
-        raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+        raise PortInUseError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
+        ) from None
     finally:
         sock.close()
 
@@ -92,7 +94,11 @@ class Pipeline:
             say("database migrated: " + ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
         env = self._child_env()
         py = sys.executable
-        self._spawn("ingest", [py, "-m", "mutt", "serve", "ingest", "--host", self.host, "--port", str(self.port)], env)
+        self._spawn(
+            "ingest",
+            [py, "-m", "mutt", "serve", "ingest", "--host", self.host, "--port", str(self.port)],
+            env,
+        )
         self._spawn("alert", [py, "-m", "mutt", "worker", "alert"], env)
         self._spawn("forward", [py, "-m", "mutt", "worker", "forward"], env)
         self._wait_ready()
@@ -134,7 +140,9 @@ class Pipeline:
         for name, proc in self.children.items():
             code = proc.poll()
             if code is not None:
-                raise MuttError(f"the {name} process exited unexpectedly (code {code}); see its log above")
+                raise MuttError(
+                    f"the {name} process exited unexpectedly (code {code}); see its log above"
+                )
 
     def _janitor_loop(self) -> None:
         from functions.janitor.handler import JanitorHandler

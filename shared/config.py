@@ -31,11 +31,13 @@ class Settings(BaseModel):
         default=None, description="postgresql://user@host:port/db URL; unset = embedded (mutt run)"
     )
     database_schema: str = Field(
-        default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        default="public",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema holding MUTT's tables",
     )
     namespace: str = Field(
-        default="mutt", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        default="mutt",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="prefix of every Redis key (streams are <namespace>:{p}:events ...)",
     )
     data_dir: Path = Field(default=Path(".mutt"), description="embedded servers' data and sinks")
@@ -83,7 +85,9 @@ class Settings(BaseModel):
     def require_urls(self) -> tuple[str, str]:
         """Both server URLs, or a clear error for a process that cannot embed them."""
         if not self.redis_url:
-            raise ConfigError("MUTT_REDIS_URL is not set (only `mutt run` starts an embedded Redis)")
+            raise ConfigError(
+                "MUTT_REDIS_URL is not set (only `mutt run` starts an embedded Redis)"
+            )
         if not self.database_url:
             raise ConfigError(
                 "MUTT_DATABASE_URL is not set (only `mutt run` starts an embedded PostgreSQL)"
@@ -122,9 +126,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         shown = values.get(field, "")
-        raise ConfigError(
-            f"{env_name(field)}={str(shown)[:80]!r}: {err['msg']}"
-        ) from None
+        raise ConfigError(f"{env_name(field)}={str(shown)[:80]!r}: {err['msg']}") from None
 
 
 # MUTT_* variables read by other parts than Settings (tests, failpoints).

@@ -7,6 +7,7 @@ and the database connections; later calls reuse them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from functools import cached_property
 
@@ -46,10 +47,8 @@ class Context:
         conn = getattr(self._local, "pg", None)
         self._local.pg = None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken
                 conn.close()
-            except Exception:  # noqa: S110 - already broken
-                pass
 
 
 _lock = threading.Lock()

@@ -23,7 +23,9 @@ class EnvelopeError(ValueError):
     """A stream entry or body that is not a usable CloudEvent."""
 
 
-def make_event(event_type: str, source: str, data: BaseModel, *, id: str, **extensions: str) -> CloudEvent:
+def make_event(
+    event_type: str, source: str, data: BaseModel, *, id: str, **extensions: str
+) -> CloudEvent:
     """A MUTT CloudEvent whose data is a model, with ``dataschema`` set."""
     attributes: dict[str, Any] = {
         "type": event_type,

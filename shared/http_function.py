@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 Probe = Callable[[Context], dict[str, str]]
 
 
-def json_response(body: object, status: int, headers: dict[str, str] | None = None) -> flask.Response:
+def json_response(
+    body: object, status: int, headers: dict[str, str] | None = None
+) -> flask.Response:
     return flask.Response(orjson.dumps(body), status, headers, mimetype="application/json")
 
 
@@ -40,7 +42,9 @@ def serve_ops(request: flask.Request, probe: Probe | None = None) -> flask.Respo
     if request.path == "/readyz":
         checks = readiness(get_context(), probe)
         ok = all(v == "ok" for v in checks.values())
-        return json_response({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+        return json_response(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+        )
     if request.path == "/metrics":
         return flask.Response(generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST})
     return None
@@ -59,7 +63,9 @@ def readiness(ctx: Context, probe: Probe | None = None) -> dict[str, str]:
     return checks
 
 
-def cloudevent_function(make_handler: Callable[[Context], Handler]) -> Callable[[flask.Request], flask.Response]:
+def cloudevent_function(
+    make_handler: Callable[[Context], Handler],
+) -> Callable[[flask.Request], flask.Response]:
     """A functions-framework ``@http`` body that feeds one CloudEvent per POST to a handler."""
     handler: Handler | None = None
 

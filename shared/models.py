@@ -145,7 +145,9 @@ class Event(BaseModel):
     severity: Severity | None = Field(default=None, description="syslog severity 0-7")
     severity_name: str | None = Field(default=None, description="canonical severity name")
     trap_oid: str | None = Field(
-        default=None, pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=512,
+        default=None,
+        pattern=r"^[0-9]+(\.[0-9]+)*$",
+        max_length=512,
         description="numeric dotted OID without a leading dot",
     )
     varbinds: list[Varbind] = Field(default_factory=list, max_length=1024)

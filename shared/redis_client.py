@@ -33,5 +33,7 @@ def connect_redis(url: str, *, check: bool = True, timeout: float = 5.0) -> redi
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise UnreachableError(f"cannot reach Redis at {redact(url)}: {exc}") from None
         except redis.AuthenticationError as exc:
-            raise UnreachableError(f"Redis at {redact(url)} refused the credentials: {exc}") from None
+            raise UnreachableError(
+                f"Redis at {redact(url)} refused the credentials: {exc}"
+            ) from None
     return client

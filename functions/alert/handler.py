@@ -49,7 +49,9 @@ class AlertHandler:
                 outcomes.append(Outcome.reject(f"invalid event: {where}: {err['msg']}"))
                 continue
             alert = self.decide(event)
-            outcomes.append(Outcome.ok(make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id))))
+            outcomes.append(
+                Outcome.ok(make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id)))
+            )
         return outcomes
 
     def decide(self, event: Event) -> Alert:

@@ -1,7 +1,7 @@
 """functions-framework entry of alert: ``--source functions/alert/main.py --target alert``."""
 
-import functions_framework
 import flask
+import functions_framework
 
 from functions.alert.handler import AlertHandler
 from shared.http_function import cloudevent_function

@@ -52,7 +52,9 @@ class ForwardHandler:
                 attempts=1,
                 latency_seconds=time.perf_counter() - started,
             )
-            reply = make_event(TYPE_DELIVERED, SOURCE, report, id=f"{alert.alert_id}:{self.sink.name}")
+            reply = make_event(
+                TYPE_DELIVERED, SOURCE, report, id=f"{alert.alert_id}:{self.sink.name}"
+            )
             outcomes.append(Outcome.ok(reply))
         if wrote:
             self.sink.sync()

@@ -44,7 +44,9 @@ class InputError(ValueError):
 
 def _to_event(ce: CloudEvent, received_at: datetime) -> Event:
     if ce["type"] not in INBOUND_TYPES:
-        raise InputError("type", f"unsupported event type {ce['type']!r}; use one of {sorted(INBOUND_TYPES)}")
+        raise InputError(
+            "type", f"unsupported event type {ce['type']!r}; use one of {sorted(INBOUND_TYPES)}"
+        )
     data = ce.data
     if not isinstance(data, dict):
         raise InputError("data", "must be a JSON object")
@@ -101,5 +103,7 @@ def handle(request: flask.Request) -> flask.Response:
         publish(ctx.redis, ctx.keys.events, [{FIELD: encode(accepted)}])
     except redis.RedisError as exc:
         log.error("publish failed: %s", exc)
-        return json_response({"error": "event stream unavailable, retry later"}, 503, {"Retry-After": "1"})
+        return json_response(
+            {"error": "event stream unavailable, retry later"}, 503, {"Retry-After": "1"}
+        )
     return json_response({"accepted": 1, "event_ids": [str(event.event_id)]}, 202)

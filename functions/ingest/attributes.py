@@ -34,7 +34,9 @@ def check_attributes(attributes: dict[str, object], field: str = "attributes") -
     except orjson.JSONEncodeError as exc:  # unreachable after the walk; kept as a guard
         raise InputError(field, f"is not encodable as JSON: {exc}") from None
     if size > MAX_ATTRIBUTES_BYTES:
-        raise InputError(field, f"encode to {size} bytes of JSON, the limit is {MAX_ATTRIBUTES_BYTES}")
+        raise InputError(
+            field, f"encode to {size} bytes of JSON, the limit is {MAX_ATTRIBUTES_BYTES}"
+        )
     return attributes
 
 
@@ -46,7 +48,7 @@ class _Walker:
     def __init__(self) -> None:
         self.nodes = 0
 
-    def mapping(self, value: dict[object, object], path: str, depth: int) -> None:
+    def mapping(self, value: dict[str, object], path: str, depth: int) -> None:
         if depth > MAX_ATTRIBUTES_DEPTH:
             raise InputError(path, f"nests deeper than {MAX_ATTRIBUTES_DEPTH} levels")
         for key, item in value.items():

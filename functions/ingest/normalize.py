@@ -35,7 +35,9 @@ def normalize_hostname(value: object, field: str = "hostname") -> str:
         raise InputError(field, f"is longer than {MAX_HOSTNAME_CHARS} characters")
     # isprintable() is False for control chars, surrogates and all whitespace but ' '.
     if not host.isprintable() or " " in host:
-        raise InputError(field, f"must not contain whitespace or control characters: {preview(host)}")
+        raise InputError(
+            field, f"must not contain whitespace or control characters: {preview(host)}"
+        )
     return host
 
 
@@ -99,14 +101,18 @@ def check_string(value: str, field: str, max_chars: int) -> str:
 
 def check_identity(source: object, event_id: object) -> tuple[str, str]:
     """The inbound ``source`` and ``id``: non-empty strings of at most 1024 chars."""
-    checked: list[str] = []
-    for field, value, limit in (("source", source, MAX_SOURCE_CHARS), ("id", event_id, MAX_ID_CHARS)):
-        if not isinstance(value, str):
-            raise InputError(field, f"must be a string, not {json_type(value)}")
-        if not value:
-            raise InputError(field, "must not be empty")
-        checked.append(check_string(value, field, limit))
-    return checked[0], checked[1]
+    return (
+        _required_string(source, "source", MAX_SOURCE_CHARS),
+        _required_string(event_id, "id", MAX_ID_CHARS),
+    )
+
+
+def _required_string(value: object, field: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise InputError(field, f"must be a string, not {json_type(value)}")
+    if not value:
+        raise InputError(field, "must not be empty")
+    return check_string(value, field, max_chars)
 
 
 def _utf8_size(value: str, field: str) -> int:

@@ -83,10 +83,8 @@ def _from_epoch(value: float) -> datetime | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     magnitude = abs(value)
-    for limit, per_second in _EPOCH_UNITS:
-        if magnitude < limit:
-            break
-    else:
+    per_second = next((units for limit, units in _EPOCH_UNITS if magnitude < limit), 0)
+    if not per_second:
         return None
     try:
         if isinstance(value, int):  # exact: no float rounding of milliseconds

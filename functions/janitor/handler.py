@@ -38,7 +38,9 @@ class JanitorHandler:
             try:
                 request = JanitorRequest.model_validate(event.data or {})
             except ValidationError as exc:
-                outcomes.append(Outcome.reject(f"invalid janitor request: {exc.errors()[0]['msg']}"))
+                outcomes.append(
+                    Outcome.reject(f"invalid janitor request: {exc.errors()[0]['msg']}")
+                )
                 continue
             self.run(request.task)
             outcomes.append(Outcome.ok())
@@ -47,5 +49,7 @@ class JanitorHandler:
     def run(self, task: str) -> JanitorReport:
         report = JanitorReport(task=task)
         if task in ("all", "partitions"):
-            report.partitions = ensure_ahead(self.ctx.pg(), self.ctx.settings.partitions_ahead_months)
+            report.partitions = ensure_ahead(
+                self.ctx.pg(), self.ctx.settings.partitions_ahead_months
+            )
         return report

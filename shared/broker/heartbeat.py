@@ -6,6 +6,7 @@ it 10 s late, leaving a window where a live pod looked dead).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -19,14 +20,17 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """Refreshes ``keys.heartbeat(group, consumer)`` from a daemon thread."""
 
-    def __init__(self, r: redis.Redis, keys: Keys, group: str, consumer: str,
-                 interval: float, ttl: float) -> None:
+    def __init__(
+        self, r: redis.Redis, keys: Keys, group: str, consumer: str, interval: float, ttl: float
+    ) -> None:
         self._r = r
         self._key = keys.heartbeat(group, consumer)
         self._interval = interval
         self._ttl_ms = max(1, int(ttl * 1000))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{consumer}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-{consumer}", daemon=True
+        )
 
     def start(self) -> None:
         self.beat()
@@ -40,10 +44,8 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
-        try:
+        with contextlib.suppress(redis.RedisError):
             self._r.delete(self._key)
-        except redis.RedisError:
-            pass
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

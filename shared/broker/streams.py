@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -45,11 +46,13 @@ class Settlement:
         return bool(self.acks or self.publish)
 
 
-def _id(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
+def _id(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def publish(r: redis.Redis, stream: str, payloads: Sequence[Fields], maxlen: int | None = None) -> list[str]:
+def publish(
+    r: redis.Redis, stream: str, payloads: Sequence[Fields], maxlen: int | None = None
+) -> list[str]:
     """Append entries in one pipelined round trip; return their ids."""
     pipe = r.pipeline(transaction=False)
     for fields in payloads:
@@ -74,7 +77,7 @@ def read_batch(
     r: redis.Redis, stream: str, group: str, consumer: str, count: int, block_ms: int | None
 ) -> list[Entry]:
     """Up to ``count`` new entries for this consumer (blocking up to ``block_ms``)."""
-    reply = r.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
+    reply: Any = r.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
     entries: list[Entry] = []
     for _stream, items in reply or []:
         for entry_id, fields in items:
@@ -117,12 +120,16 @@ def pending_of(
     r: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
 ) -> list[tuple[str, int]]:
     """Ids and delivery counts pending on ``consumer`` for at least ``min_idle_ms``."""
-    rows = r.xpending_range(stream, group, "-", "+", count, consumername=consumer, idle=min_idle_ms)
+    rows: Any = r.xpending_range(stream, group, "-", "+", count, consumername=consumer, idle=min_idle_ms)
     return [(_id(row["message_id"]), int(row["times_delivered"])) for row in rows]
 
 
 def claim(
-    r: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int,
+    r: redis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    min_idle_ms: int,
     pending: Sequence[tuple[str, int]],
 ) -> list[Entry]:
     """Take over ``pending`` entries that are still idle; return those we now own.
@@ -135,7 +142,7 @@ def claim(
     if not pending:
         return []
     counts = dict(pending)
-    claimed = r.xclaim(stream, group, consumer, min_idle_ms, [pid for pid, _ in pending])
+    claimed: Any = r.xclaim(stream, group, consumer, min_idle_ms, [pid for pid, _ in pending])
     entries: list[Entry] = []
     for entry_id, fields in claimed:
         if fields:
@@ -147,7 +154,7 @@ def claim(
 def consumers(r: redis.Redis, stream: str, group: str) -> list[dict[str, object]]:
     """``XINFO CONSUMERS`` with names as ``str``; empty when the group is missing."""
     try:
-        rows = r.xinfo_consumers(stream, group)
+        rows: Any = r.xinfo_consumers(stream, group)
     except redis.ResponseError:
         return []
     return [{**row, "name": _id(row["name"])} for row in rows]
@@ -156,15 +163,15 @@ def consumers(r: redis.Redis, stream: str, group: str) -> list[dict[str, object]
 def drained(r: redis.Redis, stream: str, group: str) -> bool:
     """True when the group has read every entry and acknowledged all of them."""
     try:
-        groups = r.xinfo_groups(stream)
-        info = r.xinfo_stream(stream)
+        groups: Any = r.xinfo_groups(stream)
+        info: Any = r.xinfo_stream(stream)
     except redis.ResponseError:
         return True
     last = _id(info["last-generated-id"])
     for g in groups:
         if _id(g["name"]) == group:
             return _id(g["last-delivered-id"]) == last and int(g["pending"]) == 0
-    return info["length"] == 0
+    return int(info["length"]) == 0
 
 
 def wait_drained(r: redis.Redis, pairs: Iterable[tuple[str, str]], timeout: float) -> bool:

@@ -75,8 +75,12 @@ class StreamWorker:
         self._on_batch = on_batch
         self._next_recovery = 0.0
         self._heartbeat = Heartbeat(
-            r, keys, group, self.consumer,
-            settings.heartbeat_interval_seconds, settings.heartbeat_ttl_seconds,
+            r,
+            keys,
+            group,
+            self.consumer,
+            settings.heartbeat_interval_seconds,
+            settings.heartbeat_ttl_seconds,
         )
 
     def stop(self) -> None:
@@ -112,8 +116,12 @@ class StreamWorker:
         if not entries:
             block = None if self._stop.is_set() else self.settings.worker_block_ms
             entries = streams.read_batch(
-                self.r, self.stream, self.group, self.consumer,
-                self.settings.worker_batch_size, block,
+                self.r,
+                self.stream,
+                self.group,
+                self.consumer,
+                self.settings.worker_batch_size,
+                block,
             )
         if entries:
             self.process(entries)
@@ -128,14 +136,17 @@ class StreamWorker:
         entries = self.reclaim_dead(count)
         if len(entries) < count:
             idle = int(self.settings.retry_delay_seconds * 1000)
-            own = streams.pending_of(self.r, self.stream, self.group, self.consumer, idle, count - len(entries))
+            own = streams.pending_of(
+                self.r, self.stream, self.group, self.consumer, idle, count - len(entries)
+            )
             entries += streams.claim(self.r, self.stream, self.group, self.consumer, idle, own)
         return entries
 
     def reclaim_dead(self, count: int) -> list[Entry]:
         """Claim entries pending on consumers without a heartbeat, idle long enough."""
         others = [
-            c for c in streams.consumers(self.r, self.stream, self.group)
+            c
+            for c in streams.consumers(self.r, self.stream, self.group)
             if c["name"] != self.consumer and int(str(c["pending"])) > 0
         ]
         if not others:
@@ -147,7 +158,9 @@ class StreamWorker:
         for name in names:
             if name in alive or len(claimed) >= count:
                 continue
-            pending = streams.pending_of(self.r, self.stream, self.group, name, idle, count - len(claimed))
+            pending = streams.pending_of(
+                self.r, self.stream, self.group, name, idle, count - len(claimed)
+            )
             got = streams.claim(self.r, self.stream, self.group, self.consumer, idle, pending)
             if got:
                 log.warning("reclaimed %d entries from dead consumer %s", len(got), name)
@@ -172,7 +185,9 @@ class StreamWorker:
         held: list[Entry] = []
         for entry in entries:
             if entry.deliveries > self.settings.max_deliveries:
-                self._dead_letter(plan, entry, f"delivered {entry.deliveries} times without success")
+                self._dead_letter(
+                    plan, entry, f"delivered {entry.deliveries} times without success"
+                )
                 continue
             try:
                 events.append(decode(entry.fields.get(FIELD, b"")))
@@ -207,11 +222,14 @@ class StreamWorker:
             log.exception("handler %s failed on a batch of %d", self.handler.stage, len(events))
             return [Outcome.retry(f"handler error: {exc}")] * len(events)
         if len(outcomes) != len(events):
-            raise RuntimeError(f"handler {self.handler.stage} returned {len(outcomes)} outcomes for {len(events)} events")
+            stage, got = self.handler.stage, len(outcomes)
+            raise RuntimeError(f"handler {stage} returned {got} outcomes for {len(events)} events")
         return outcomes
 
     def _dead_letter(self, plan: Settlement, entry: Entry, reason: str) -> None:
-        fields = streams.dead_letter_fields(entry, stage=self.group, origin=self.stream, reason=reason)
+        fields = streams.dead_letter_fields(
+            entry, stage=self.group, origin=self.stream, reason=reason
+        )
         plan.add(self.keys.dlq(self.group), fields)
         plan.ack(entry.id)
         self.stats.dead_lettered += 1

@@ -58,7 +58,9 @@ def parse_database_url(url: str) -> PgTarget:
     )
 
 
-def connect_pg(url: str, schema: str = "public", *, timeout: float = 10.0) -> pg8000.native.Connection:
+def connect_pg(
+    url: str, schema: str = "public", *, timeout: float = 10.0
+) -> pg8000.native.Connection:
     """A native pg8000 connection with ``search_path`` set; ``UnreachableError`` if down."""
     target = parse_database_url(url)
     try:
@@ -75,7 +77,9 @@ def connect_pg(url: str, schema: str = "public", *, timeout: float = 10.0) -> pg
     except (pg8000.native.InterfaceError, OSError) as exc:
         raise UnreachableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from None
     except pg8000.native.DatabaseError as exc:
-        raise UnreachableError(f"PostgreSQL at {redact(url)} refused the connection: {_msg(exc)}") from None
+        raise UnreachableError(
+            f"PostgreSQL at {redact(url)} refused the connection: {_msg(exc)}"
+        ) from None
     if schema != "public":
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     conn.run(f'SET search_path TO "{schema}"')

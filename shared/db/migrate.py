@@ -49,7 +49,9 @@ def migrate(conn: pg8000.native.Connection) -> list[Migration]:
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         )
-        applied = {int(v): c for v, c in conn.run("SELECT version, checksum FROM schema_migrations")}
+        applied = {
+            int(v): c for v, c in conn.run("SELECT version, checksum FROM schema_migrations")
+        }
         done = []
         for mig in available():
             if mig.version in applied:
@@ -64,7 +66,9 @@ def migrate(conn: pg8000.native.Connection) -> list[Migration]:
                 conn.run(mig.sql)
                 conn.run(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (:v, :n, :c)",
-                    v=mig.version, n=mig.name, c=mig.checksum,
+                    v=mig.version,
+                    n=mig.name,
+                    c=mig.checksum,
                 )
                 conn.run("COMMIT")
             except Exception:

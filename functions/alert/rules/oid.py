@@ -34,7 +34,7 @@ def event_oid(text: str | None) -> str | None:
 
 def has_prefix(oid: str, prefix: str) -> bool:
     """True when ``prefix`` equals ``oid`` or is an ancestor of it on whole arcs."""
-    return oid == prefix or oid.startswith(prefix) and oid[len(prefix)] == "."
+    return oid == prefix or (oid.startswith(prefix) and oid[len(prefix)] == ".")
 
 
 def prefixes(oid: str) -> frozenset[str]:

@@ -12,8 +12,13 @@ from typing import Any
 
 import re2
 
-# Case-insensitive like v2.5's re.IGNORECASE; captures are never read.
-_OPTION_VALUES: dict[str, Any] = {"case_sensitive": False, "never_capture": True}
+# Case-insensitive like v2.5's re.IGNORECASE; captures are never read; a bad
+# pattern is reported through ValueError, not RE2's own stderr logging.
+_OPTION_VALUES: dict[str, Any] = {
+    "case_sensitive": False,
+    "never_capture": True,
+    "log_errors": False,
+}
 
 _HINTS = {
     "invalid perl operator": " (RE2 has no look-around, possessive or atomic groups)",
@@ -34,9 +39,16 @@ def compile_regex(pattern: str) -> Any:
     try:
         return re2.compile(pattern, regex_options())
     except re2.error as exc:
-        reason = str(exc) or "unknown error"
+        reason = error_text(exc)
         hint = next((h for k, h in _HINTS.items() if k in reason), "")
         raise ValueError(f"regex does not compile under RE2: {reason}{hint}") from None
+
+
+def error_text(exc: BaseException) -> str:
+    """RE2's reason as text (the binding passes it as bytes)."""
+    arg = exc.args[0] if exc.args else ""
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    return text or "unknown error"
 
 
 def regex_text(message: str) -> bytes:

@@ -61,7 +61,11 @@ class FileSink:
         if key in self._seen:
             return False
         line = orjson.dumps(
-            {"alert_id": key, "delivered_at": utcnow().isoformat(), "alert": alert.model_dump(mode="json")}
+            {
+                "alert_id": key,
+                "delivered_at": utcnow().isoformat(),
+                "alert": alert.model_dump(mode="json"),
+            }
         )
         fcntl.flock(self._fh, fcntl.LOCK_EX)
         try:

@@ -1,0 +1,121 @@
+"""Test fixtures: real Redis and PostgreSQL, isolated per test.
+
+The servers are the ones a user would configure: ``MUTT_REDIS_URL`` and
+``MUTT_DATABASE_URL``. When those are unset (a fresh machine), the session
+starts the same embedded servers ``mutt run`` uses, so the suite still runs
+against real servers, never fakes. Each test gets its own Redis key
+namespace and each session its own PostgreSQL schema, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pg8000.native
+import pytest
+import redis
+
+from mutt.embedded import EmbeddedPostgres, EmbeddedRedis
+from shared.broker.keys import Keys
+from shared.config import Settings, load_settings
+from shared.context import Context
+from shared.db.connection import connect_pg
+from shared.db.migrate import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(redis_url, database_url) of real servers, embedded ones if none are configured."""
+    redis_url = os.environ.get("MUTT_REDIS_URL")
+    database_url = os.environ.get("MUTT_DATABASE_URL")
+    started: list[EmbeddedRedis | EmbeddedPostgres] = []
+    # A short path: Unix sockets live under it.
+    base = Path(tempfile.mkdtemp(prefix="mutt-t-"))
+    if not redis_url:
+        er = EmbeddedRedis(base)
+        redis_url = er.start()
+        started.append(er)
+    if not database_url:
+        ep = EmbeddedPostgres(base)
+        database_url = ep.start()
+        started.append(ep)
+    yield redis_url, database_url
+    for server in reversed(started):
+        server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def db_schema(servers: tuple[str, str]) -> Iterator[str]:
+    """A migrated schema private to this test session."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    conn = connect_pg(servers[1], schema)
+    migrate(conn)
+    conn.close()
+    yield schema
+    conn = connect_pg(servers[1])
+    conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    conn.close()
+
+
+@pytest.fixture
+def namespace(servers: tuple[str, str]) -> Iterator[str]:
+    """A Redis key namespace private to this test; its keys are deleted afterwards."""
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    yield ns
+    client = redis.Redis.from_url(servers[0])
+    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def settings(servers: tuple[str, str], db_schema: str, namespace: str, tmp_path: Path) -> Settings:
+    """Settings as a user would give them, pointed at this test's namespace and schema."""
+    return load_settings(
+        {},
+        redis_url=servers[0],
+        database_url=servers[1],
+        database_schema=db_schema,
+        namespace=namespace,
+        data_dir=tmp_path,
+        heartbeat_interval_seconds=0.2,
+        heartbeat_ttl_seconds=1.0,
+        claim_min_idle_seconds=0.5,
+        retry_delay_seconds=0.5,
+        worker_block_ms=100,
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Context:
+    return Context(settings)
+
+
+@pytest.fixture
+def r(settings: Settings) -> Iterator[redis.Redis]:
+    assert settings.redis_url
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pg(settings: Settings) -> Iterator[pg8000.native.Connection]:
+    assert settings.database_url
+    conn = connect_pg(settings.database_url, settings.database_schema)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    return Keys(settings.namespace)
