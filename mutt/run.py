@@ -215,5 +215,6 @@ def run(settings: Settings, host: str, port: int, demo: bool, data_file: Path | 
         pipeline.wait()
         return 0
     finally:
-        say("stopping")
+        if pipeline.children:
+            say("stopping")
         pipeline.stop(say)

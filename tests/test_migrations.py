@@ -103,12 +103,22 @@ def test_handling_values_are_validated_by_the_database(
 
 def test_cli_migrate_is_idempotent(servers: tuple[str, str]) -> None:
     schema = f"m_{uuid.uuid4().hex[:10]}"
-    env = {"MUTT_DATABASE_URL": servers[1], "MUTT_REDIS_URL": servers[0],
-           "MUTT_DATABASE_SCHEMA": schema, "PATH": "/usr/bin:/bin"}
+    env = {
+        "MUTT_DATABASE_URL": servers[1],
+        "MUTT_REDIS_URL": servers[0],
+        "MUTT_DATABASE_SCHEMA": schema,
+        "PATH": "/usr/bin:/bin",
+    }
     try:
         for expected in ("applied 0001_initial", "nothing to do"):
-            proc = subprocess.run(mutt("db", "migrate"), env=env, capture_output=True,
-                                  text=True, timeout=60, check=False)
+            proc = subprocess.run(
+                mutt("db", "migrate"),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             assert proc.returncode == 0, proc.stderr
             assert expected in proc.stdout
     finally:

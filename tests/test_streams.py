@@ -128,7 +128,7 @@ def test_transient_failure_is_retried_then_dead_lettered(
     worker = StreamWorker(r, keys, settings, handler, keys.events, "alert")
     run_until(worker, lambda: r.xlen(keys.dlq("alert")) >= 1)
     assert handler.seen.count(0) == 3  # delivered max_deliveries times, then given up
-    (_, fields), = r.xrange(keys.dlq("alert"))
+    ((_, fields),) = r.xrange(keys.dlq("alert"))
     assert fields[b"dlq_deliveries"] == b"4"
     assert b"delivered 4 times" in fields[b"dlq_reason"]
     assert decode(fields[FIELD]).data == {"n": 0}

@@ -24,6 +24,15 @@ def normalize_hostname(value: object, field: str = "hostname") -> str:
     """Trimmed, lower-cased, without a trailing root dot; 1-255 printable chars."""
     if not isinstance(value, str):
         raise InputError(field, f"must be a string, not {json_type(value)}")
+    if len(value) > _MAX_CACHED_HOSTNAME:
+        return _hostname(value, field)
+    return _cached_hostname(value, field)
+
+
+_MAX_CACHED_HOSTNAME = MAX_HOSTNAME_CHARS + 16  # longer ones fail (or are rare): not cached
+
+
+def _hostname(value: str, field: str) -> str:
     host = value.strip()
     if host.endswith("."):
         host = host[:-1]
@@ -39,6 +48,10 @@ def normalize_hostname(value: object, field: str = "hostname") -> str:
             field, f"must not contain whitespace or control characters: {preview(host)}"
         )
     return host
+
+
+# Hosts repeat: the same few thousand send most events. Errors are not cached.
+_cached_hostname = lru_cache(maxsize=8192)(_hostname)
 
 
 def normalize_severity(value: object, field: str = "syslog_severity") -> Severity | None:

@@ -9,6 +9,7 @@ RFC 3418 / RFC 2863 and net-snmp's common numeric prefixes (``iso.3.6...``,
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from functions.ingest.errors import InputError, json_type, preview
 from functions.ingest.limits import MAX_OID_CHARS
@@ -45,6 +46,12 @@ def normalize_oid(value: object, field: str = "trap_oid") -> str | None:
         raise InputError(field, f"must be a string, not {json_type(value)}")
     if len(value) > MAX_OID_CHARS + 1:  # +1: a leading dot is allowed
         raise InputError(field, f"is longer than {MAX_OID_CHARS} characters")
+    return _normalize(value, field)
+
+
+@lru_cache(maxsize=4096)
+def _normalize(value: str, field: str) -> str:
+    """Cached: a site sends a few hundred distinct trap OIDs, over and over."""
     oid = value[1:] if value.startswith(".") else value
     if _CANONICAL.fullmatch(oid):
         return oid

@@ -165,8 +165,7 @@ class StreamWorker:
             if got:
                 log.warning("reclaimed %d entries from dead consumer %s", len(got), name)
             claimed += got
-            if not pending:
-                self._forget(name)
+            self._forget(name)  # once it has nothing pending, a dead consumer is removed
         self.stats.reclaimed += len(claimed)
         return claimed
 

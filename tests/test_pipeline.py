@@ -1,0 +1,176 @@
+"""End to end through processes: an event POSTed to ingest reaches the file sink,
+through both runtimes (stream workers, and HTTP functions fed by the relay)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+from shared.config import Settings
+from shared.models import event_id_for
+from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+
+pytestmark = pytest.mark.slow
+
+
+class Processes:
+    """Children started by a test, all stopped at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.env = settings_env(settings)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(mutt(*args), env=self.env)
+        self.procs.append(proc)
+        return proc
+
+    def serve(self, function: str) -> str:
+        port = free_port()
+        proc = self.start("serve", function, "--port", str(port))
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz", proc)
+        return url
+
+    def stop_all(self) -> list[int]:
+        return [stop(p) for p in reversed(self.procs)]
+
+
+@pytest.fixture
+def procs(settings: Settings) -> Iterator[Processes]:
+    p = Processes(settings)
+    yield p
+    p.stop_all()
+
+
+def sink_lines(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def wait_for_alerts(
+    path: Path, event_ids: set[str], timeout: float = 30.0
+) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = sink_lines(path)
+        got = {str(line["alert"]["event_id"]) for line in lines}  # type: ignore[index]
+        if event_ids <= got:
+            return lines
+        time.sleep(0.1)
+    raise AssertionError(f"alerts for {len(event_ids)} events did not reach {path}")
+
+
+def post_binary(url: str, ce_id: str, data: dict[str, object]) -> requests.Response:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": ce_id,
+        "ce-source": "/test",
+        "ce-type": "io.mutt.syslog.v1",
+        "content-type": "application/json",
+    }
+    return requests.post(url, data=orjson.dumps(data), headers=headers, timeout=10)
+
+
+def post_structured(url: str, ce_id: str, data: dict[str, object]) -> requests.Response:
+    body = {
+        "specversion": "1.0",
+        "id": ce_id,
+        "source": "/test",
+        "type": "io.mutt.syslog.v1",
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    return requests.post(
+        url,
+        data=orjson.dumps(body),
+        timeout=10,
+        headers={"content-type": "application/cloudevents+json"},
+    )
+
+
+EVENT = {
+    "hostname": "Core-Router-01 ",
+    "message": "%LINK-3-UPDOWN: Interface Gi0/1, changed state to down",
+    "syslog_severity": "Error",
+}
+
+
+def send_both_modes(ingest: str) -> set[str]:
+    ids = {f"bin-{uuid.uuid4()}", f"str-{uuid.uuid4()}"}
+    for ce_id in ids:
+        post = post_binary if ce_id.startswith("bin") else post_structured
+        resp = post(ingest + "/", ce_id, EVENT)
+        assert resp.status_code == 202, resp.text
+    return {str(event_id_for("/test", i)) for i in ids}
+
+
+def test_stream_worker_runtime_delivers_to_the_sink(procs: Processes, settings: Settings) -> None:
+    ingest = procs.serve("ingest")
+    procs.start("worker", "alert")
+    procs.start("worker", "forward")
+    event_ids = send_both_modes(ingest)
+    lines = wait_for_alerts(settings.sink_path, event_ids)
+    alert = lines[0]["alert"]
+    assert alert["event"]["hostname"] == "core-router-01"  # type: ignore[index]
+    assert alert["severity_name"] == "error"  # type: ignore[index]
+    assert procs.stop_all() == [0, 0, 0]  # SIGTERM: every process exits cleanly
+
+
+def test_http_function_runtime_delivers_to_the_sink(procs: Processes, settings: Settings) -> None:
+    ingest = procs.serve("ingest")
+    alert = procs.serve("alert")
+    forward = procs.serve("forward")
+    procs.start("relay", "--to", f"alert={alert}/", "--to", f"forward={forward}/")
+    event_ids = send_both_modes(ingest)
+    wait_for_alerts(settings.sink_path, event_ids)
+    assert procs.stop_all() == [0, 0, 0, 0]
+
+
+def test_alert_function_replies_with_a_binary_cloudevent(procs: Processes) -> None:
+    alert = procs.serve("alert")
+    from tests.test_kill import accepted_event
+
+    ce = accepted_event(0)
+    headers = {f"ce-{k}": str(v) for k, v in ce.get_attributes().items()}
+    headers["content-type"] = "application/json"
+    resp = requests.post(alert + "/", data=orjson.dumps(ce.data), headers=headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["ce-type"] == "io.mutt.alert.raised.v1"
+    assert resp.json()["event_id"] == ce.data["event_id"]
+    bad = requests.post(alert + "/", data=b"{}", headers=headers, timeout=10)
+    assert bad.status_code == 400
+    assert "invalid event" in bad.json()["error"]
+    not_ce = requests.post(
+        alert + "/", data=b"{}", headers={"content-type": "application/json"}, timeout=10
+    )
+    assert not_ce.status_code == 400
+
+
+def test_mutt_run_demo_delivers_every_alert(settings: Settings, tmp_path: Path) -> None:
+    env = settings_env(settings)
+    proc = subprocess.run(
+        mutt("run", "--demo", "--port", str(free_port())),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = dict(
+        line.split(None, 1) if "  " not in line else [p.strip() for p in line.split("  ", 1)]
+        for line in proc.stdout.splitlines()
+        if "  " in line
+    )
+    assert summary["events sent"] == "66"
+    assert summary["alerts raised"] == summary["alerts delivered"] != "0"
+    assert "every alert delivered" in summary["result"]
