@@ -41,13 +41,28 @@ class Settings(BaseModel):
         description="prefix of every Redis key (streams are <namespace>:{p}:events ...)",
     )
     data_dir: Path = Field(default=Path(".mutt"), description="embedded servers' data and sinks")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json (one object per line) or text"
+    )
 
-    worker_batch_size: int = Field(default=100, ge=1, le=10_000)
-    worker_block_ms: int = Field(default=1000, ge=10, le=60_000)
-    heartbeat_interval_seconds: float = Field(default=5.0, gt=0, le=300)
-    heartbeat_ttl_seconds: float = Field(default=15.0, gt=0, le=3600)
+    worker_batch_size: int = Field(
+        default=100, ge=1, le=10_000, description="entries a stream worker takes per read"
+    )
+    worker_block_ms: int = Field(
+        default=1000,
+        ge=10,
+        le=60_000,
+        description="how long a worker read blocks waiting for entries",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="how often a consumer refreshes its heartbeat"
+    )
+    heartbeat_ttl_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="a consumer without a beat for this long is dead"
+    )
     claim_min_idle_seconds: float = Field(
         default=60.0, gt=0, description="pending this long on a dead consumer = reclaimed"
     )
@@ -59,9 +74,18 @@ class Settings(BaseModel):
     sink_file: Path | None = Field(
         default=None, description="file sink path (JSON lines); default <data_dir>/alerts.jsonl"
     )
-    default_team: str = Field(default="NETO", min_length=1, max_length=128)
-    janitor_interval_seconds: float = Field(default=30.0, gt=0)
-    partitions_ahead_months: int = Field(default=3, ge=1, le=24)
+    default_team: str = Field(
+        default="NETO",
+        min_length=1,
+        max_length=128,
+        description="team of alerts no rule or device assigns",
+    )
+    janitor_interval_seconds: float = Field(
+        default=30.0, gt=0, description="janitor period inside mutt run"
+    )
+    partitions_ahead_months: int = Field(
+        default=3, ge=1, le=24, description="audit partitions kept created ahead"
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -7,7 +7,7 @@ body must never turn into a ``500`` that a sender would retry forever.
 
 from __future__ import annotations
 
-_PREVIEW_CHARS = 40
+_PREVIEW_CHARS = 64
 
 
 class InputError(Exception):

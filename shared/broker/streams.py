@@ -120,7 +120,9 @@ def pending_of(
     r: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
 ) -> list[tuple[str, int]]:
     """Ids and delivery counts pending on ``consumer`` for at least ``min_idle_ms``."""
-    rows: Any = r.xpending_range(stream, group, "-", "+", count, consumername=consumer, idle=min_idle_ms)
+    rows: Any = r.xpending_range(
+        stream, group, "-", "+", count, consumername=consumer, idle=min_idle_ms
+    )
     return [(_id(row["message_id"]), int(row["times_delivered"])) for row in rows]
 
 

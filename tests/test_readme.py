@@ -1,0 +1,24 @@
+"""The README stays true: every setting documented, the quickstart is what CI runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.config import Settings, env_name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [env_name(n) for n in Settings.model_fields if f"`{env_name(n)}`" not in readme]
+    assert missing == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ".venv/bin/pytest -q" in readme
+    assert "\n.venv/bin/pytest -q\n" in ci
+    assert "mutt run --demo" in readme
+    assert "mutt run --demo" in ci
