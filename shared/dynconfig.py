@@ -1,0 +1,111 @@
+"""Dynamic settings: live-tunable values in Redis, validated on write.
+
+Values live in one Redis hash (``<namespace>:config``). Readers keep a
+snapshot and re-read the hash at most once per ``refresh_seconds`` (default
+1 s), so every instance converges within a second of a change with no
+subscription to lose (the original's pub/sub watcher never reconnected).
+Writers validate against ``KNOBS``; the CLI records who changed what in
+``config_audit_log``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One dynamic setting: its default, its parser (raises ValueError), its meaning."""
+
+    default: int
+    parse: Callable[[str], int]
+    help: str
+
+
+KNOBS: dict[str, Knob] = {
+    "ingest_rate_limit": Knob(
+        600_000, _int_range(0, 100_000_000), "events admitted per window, all instances (0 = off)"
+    ),
+    "ingest_rate_window_ms": Knob(60_000, _int_range(100, 3_600_000), "ingest rate window, ms"),
+    "ingest_max_pending": Knob(
+        1_000_000,
+        _int_range(1_000, 1_000_000_000),
+        "event-stream backlog above which ingest answers 503",
+    ),
+    "dedup_window_seconds": Knob(
+        3_600, _int_range(0, 7 * 86_400), "how long an event's source+id is remembered (0 = off)"
+    ),
+}
+
+
+class DynamicConfig:
+    """Read (cached) and write dynamic settings."""
+
+    def __init__(self, r: redis.Redis, key: str, refresh_seconds: float = 1.0) -> None:
+        self._r = r
+        self.key = key
+        self._refresh = refresh_seconds
+        self._values: dict[str, int] = {}
+        self._loaded_at = -1e9
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> int:
+        """The current value (default when unset or unreadable)."""
+        knob = KNOBS[name]
+        if time.monotonic() - self._loaded_at > self._refresh:
+            self._reload()
+        return self._values.get(name, knob.default)
+
+    def _reload(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._loaded_at <= self._refresh:
+                return
+            try:
+                raw: Any = self._r.hgetall(self.key)
+            except redis.RedisError:
+                self._loaded_at = time.monotonic()  # keep the last good values
+                return
+            values: dict[str, int] = {}
+            for k, v in raw.items():
+                name = k.decode()
+                if name in KNOBS:
+                    try:
+                        values[name] = KNOBS[name].parse(v.decode())
+                    except ValueError:
+                        continue  # a bad stored value never takes effect
+            self._values = values
+            self._loaded_at = time.monotonic()
+
+    def set(self, name: str, raw: str) -> tuple[int, int]:
+        """Validate and store; return (old, new). ``KeyError``/``ValueError`` explain refusals."""
+        if name not in KNOBS:
+            raise KeyError(f"unknown setting {name!r}; known: {', '.join(sorted(KNOBS))}")
+        value = KNOBS[name].parse(raw.strip())
+        old = self.get(name)
+        self._r.hset(self.key, name, str(value))
+        self._loaded_at = -1e9
+        return old, value
+
+    def snapshot(self) -> dict[str, int]:
+        """Every knob's effective value."""
+        self._loaded_at = -1e9
+        return {name: self.get(name) for name in KNOBS}
