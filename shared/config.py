@@ -71,6 +71,9 @@ class Settings(BaseModel):
     )
     max_deliveries: int = Field(default=5, ge=1, le=1000, description="then the entry is DLQ'd")
 
+    secrets_dir: Path | None = Field(
+        default=None, description="directory of mounted secret files (Kubernetes / Knative secrets)"
+    )
     sink_file: Path | None = Field(
         default=None, description="file sink path (JSON lines); default <data_dir>/alerts.jsonl"
     )

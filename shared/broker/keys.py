@@ -41,6 +41,11 @@ class Keys:
         """Dead letters of a stage (``alert``, ``forward``, ...)."""
         return f"{self.base}:dlq:{stage}"
 
+    @property
+    def config(self) -> str:
+        """The hash of dynamic settings."""
+        return f"{self.namespace}:config"
+
     def heartbeat(self, group: str, consumer: str) -> str:
         """Present while a consumer lives; its absence lets others claim its work."""
         return f"{self.namespace}:hb:{group}:{consumer}"
