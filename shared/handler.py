@@ -19,9 +19,10 @@ from cloudevents.http import CloudEvent
 class Outcome:
     """The result for one input event."""
 
-    status: Literal["ok", "reject", "retry"]
+    status: Literal["ok", "reject", "retry", "defer"]
     replies: tuple[CloudEvent, ...] = ()
     reason: str = ""
+    delay_seconds: float = 0.0
 
     @classmethod
     def ok(cls, *replies: CloudEvent) -> Outcome:
@@ -31,6 +32,18 @@ class Outcome:
     def reject(cls, reason: str) -> Outcome:
         """Permanently bad: never retried (HTTP 400, stream DLQ)."""
         return cls("reject", reason=reason)
+
+    @classmethod
+    def defer(
+        cls, event: CloudEvent, delay_seconds: float, reason: str, *replies: CloudEvent
+    ) -> Outcome:
+        """Come back to ``event`` (possibly amended) after ``delay_seconds``.
+
+        The input is acknowledged and ``event`` parked in the same transaction,
+        so waiting never blocks other events and never loses this one. Any
+        ``replies`` are published as for ``ok``.
+        """
+        return cls("defer", (event, *replies), reason, delay_seconds)
 
     @classmethod
     def retry(cls, reason: str) -> Outcome:

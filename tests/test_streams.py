@@ -181,3 +181,48 @@ def test_entries_of_a_live_consumer_are_left_alone(
     run_until(worker, lambda: False, timeout=1.5)
     assert handler.seen == []
     assert pending_count(r, keys.events, "alert") == 2
+
+
+class DeferOnce:
+    """Parks each event once (amended with an attempt counter), then accepts it."""
+
+    stage = "alert"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str | None]] = []
+
+    def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
+        out = []
+        for ev in events:
+            attempt = ev.get("muttattempt")
+            self.calls.append((ev.data["n"], attempt))
+            if attempt is None:
+                again = CloudEvent({**ev.get_attributes(), "muttattempt": "2"}, ev.data)
+                out.append(Outcome.defer(again, 0.3, "not yet"))
+            else:
+                out.append(Outcome.ok())
+        return out
+
+
+def test_deferred_entries_come_back_after_their_delay(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    from shared.broker.schedule import scheduled_count
+
+    publish(r, keys.events, 20)
+    handler = DeferOnce()
+    worker = StreamWorker(r, keys, settings, handler, keys.events, "alert")
+    parked_seen: list[int] = []
+
+    def done() -> bool:
+        parked_seen.append(scheduled_count(r, keys.events))
+        return len(handler.calls) >= 40
+
+    started = time.monotonic()
+    run_until(worker, done)
+    assert time.monotonic() - started >= 0.3
+    assert max(parked_seen) == 20  # all parked at once: nothing waited in line
+    assert sorted(c for c in handler.calls if c[1] == "2") == [(n, "2") for n in range(20)]
+    assert scheduled_count(r, keys.events) == 0
+    assert pending_count(r, keys.events, "alert") == 0
+    assert worker.stats.deferred == 20

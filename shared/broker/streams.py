@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from shared.broker.schedule import schedule_keys
 from shared.models import utcnow
 
 Fields = dict[bytes, bytes]
@@ -35,6 +36,7 @@ class Settlement:
 
     acks: list[str] = field(default_factory=list)
     publish: list[tuple[str, Fields, int | None]] = field(default_factory=list)
+    parked: list[tuple[str, str, bytes, int]] = field(default_factory=list)
 
     def ack(self, entry_id: str) -> None:
         self.acks.append(entry_id)
@@ -42,8 +44,12 @@ class Settlement:
     def add(self, stream: str, fields: Fields, maxlen: int | None = None) -> None:
         self.publish.append((stream, fields, maxlen))
 
+    def defer(self, stream: str, member: str, body: bytes, due_ms: int) -> None:
+        """Park ``body`` until ``due_ms``, then it goes back into ``stream``."""
+        self.parked.append((stream, member, body, due_ms))
+
     def __bool__(self) -> bool:
-        return bool(self.acks or self.publish)
+        return bool(self.acks or self.publish or self.parked)
 
 
 def _id(raw: object) -> str:
@@ -93,6 +99,10 @@ def settle(r: redis.Redis, stream: str, group: str, plan: Settlement) -> None:
     pipe = r.pipeline(transaction=True)
     for target, fields, maxlen in plan.publish:
         pipe.xadd(target, fields, maxlen=maxlen, approximate=maxlen is not None)  # type: ignore[arg-type]
+    for target, member, body, due_ms in plan.parked:
+        zset, bodies = schedule_keys(target)
+        pipe.hset(bodies, member, body)
+        pipe.zadd(zset, {member: due_ms})
     if plan.acks:
         pipe.xack(stream, group, *plan.acks)
     pipe.execute()

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -24,6 +24,7 @@ from cloudevents.http import CloudEvent
 from shared.broker import streams
 from shared.broker.heartbeat import Heartbeat, alive_consumers
 from shared.broker.keys import DELIVERED_MAXLEN, Keys
+from shared.broker.schedule import Promoter, now_ms
 from shared.broker.streams import Entry, Settlement
 from shared.config import Settings
 from shared.envelope import FIELD, EnvelopeError, decode, encode
@@ -47,6 +48,7 @@ class WorkerStats:
     dead_lettered: int = 0
     retried: int = 0
     reclaimed: int = 0
+    deferred: int = 0
 
 
 class StreamWorker:
@@ -74,6 +76,7 @@ class StreamWorker:
         self._stop = threading.Event()
         self._on_batch = on_batch
         self._next_recovery = 0.0
+        self._promoter = Promoter(r, stream)
         self._heartbeat = Heartbeat(
             r,
             keys,
@@ -113,8 +116,11 @@ class StreamWorker:
     def run_once(self) -> int:
         """One turn of the loop; returns the number of entries handled."""
         entries = self._recover() if time.monotonic() >= self._next_recovery else []
+        _, parked = self._promoter.promote()
         if not entries:
             block = None if self._stop.is_set() else self.settings.worker_block_ms
+            if parked and block is not None:
+                block = min(block, 50)  # come back soon to promote what falls due
             entries = streams.read_batch(
                 self.r,
                 self.stream,
@@ -195,11 +201,15 @@ class StreamWorker:
                 self._dead_letter(plan, entry, f"undecodable entry: {exc}")
         outcomes = self._handle(events)
         for entry, outcome in zip(held, outcomes, strict=True):
-            if outcome.status == "ok":
-                for reply in outcome.replies:
-                    target = self.keys.stream_for(reply["type"])
-                    maxlen = DELIVERED_MAXLEN if target == self.keys.delivered else None
-                    plan.add(target, {FIELD: encode(reply)}, maxlen)
+            if outcome.status == "defer":
+                parked, *rest = outcome.replies
+                due = now_ms() + int(outcome.delay_seconds * 1000)
+                plan.defer(self.stream, uuid.uuid4().hex, encode(parked), due)
+                self._publish_replies(plan, rest)
+                plan.ack(entry.id)
+                self.stats.deferred += 1
+            elif outcome.status == "ok":
+                self._publish_replies(plan, outcome.replies)
                 plan.ack(entry.id)
                 self.stats.acked += 1
             elif outcome.status == "reject":
@@ -211,6 +221,12 @@ class StreamWorker:
         self.stats.batches += 1
         if self._on_batch:
             self._on_batch(self.stats)
+
+    def _publish_replies(self, plan: Settlement, replies: Sequence[CloudEvent]) -> None:
+        for reply in replies:
+            target = self.keys.stream_for(reply["type"])
+            maxlen = DELIVERED_MAXLEN if target == self.keys.delivered else None
+            plan.add(target, {FIELD: encode(reply)}, maxlen)
 
     def _handle(self, events: list[CloudEvent]) -> list[Outcome]:
         if not events:

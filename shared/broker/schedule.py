@@ -1,0 +1,48 @@
+"""Deferred re-delivery: entries parked until a due time, then put back in their stream.
+
+A stage that must wait (rate limit, open circuit breaker, retry backoff)
+does not sleep and does not hold the entry: it acknowledges it and parks a
+copy here in the same ``MULTI/EXEC`` (see ``Settlement.defer``). The
+worker's loop promotes due copies back into the stream with one atomic
+script, so nothing blocks the entries behind and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+import redis
+
+_PROMOTE = resources.files("shared.broker").joinpath("promote.lua").read_text()
+
+
+def schedule_keys(stream: str) -> tuple[str, str]:
+    """The ZSET of due times and the HASH of bodies for ``stream`` (same hash tag)."""
+    return f"{stream}:scheduled", f"{stream}:scheduled:body"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Promoter:
+    """Moves due entries of one stream's schedule back into the stream."""
+
+    def __init__(self, r: redis.Redis, stream: str, batch: int = 1000) -> None:
+        self.stream = stream
+        self.zset, self.bodies = schedule_keys(stream)
+        self.batch = batch
+        self._script = r.register_script(_PROMOTE)
+
+    def promote(self) -> tuple[int, int]:
+        """Move what is due now; return (moved, still scheduled)."""
+        moved, left = self._script(
+            keys=[self.zset, self.bodies, self.stream], args=[now_ms(), self.batch]
+        )
+        return int(moved), int(left)
+
+
+def scheduled_count(r: redis.Redis, stream: str) -> int:
+    """How many entries of ``stream`` are parked."""
+    return int(r.zcard(schedule_keys(stream)[0]))
