@@ -17,16 +17,29 @@ from cloudevents.http import CloudEvent
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result for one input event."""
+    """The result for one input event.
 
-    status: Literal["ok", "reject", "retry", "defer"]
+    Beyond replies, an accepted event may leave work for later (``later``:
+    amended copies parked for a delay) and partial failures (``dead``:
+    copies dead-lettered with a reason), e.g. an alert delivered to one sink,
+    rate-limited at a second and refused by a third. The transport applies
+    all of it together with the acknowledgement, in one transaction.
+    """
+
+    status: Literal["ok", "reject", "retry"]
     replies: tuple[CloudEvent, ...] = ()
     reason: str = ""
-    delay_seconds: float = 0.0
+    later: tuple[tuple[CloudEvent, float], ...] = ()
+    dead: tuple[tuple[CloudEvent, str], ...] = ()
 
     @classmethod
-    def ok(cls, *replies: CloudEvent) -> Outcome:
-        return cls("ok", tuple(replies))
+    def ok(
+        cls,
+        *replies: CloudEvent,
+        later: Sequence[tuple[CloudEvent, float]] = (),
+        dead: Sequence[tuple[CloudEvent, str]] = (),
+    ) -> Outcome:
+        return cls("ok", tuple(replies), later=tuple(later), dead=tuple(dead))
 
     @classmethod
     def reject(cls, reason: str) -> Outcome:
@@ -34,16 +47,13 @@ class Outcome:
         return cls("reject", reason=reason)
 
     @classmethod
-    def defer(
-        cls, event: CloudEvent, delay_seconds: float, reason: str, *replies: CloudEvent
-    ) -> Outcome:
+    def defer(cls, event: CloudEvent, delay_seconds: float) -> Outcome:
         """Come back to ``event`` (possibly amended) after ``delay_seconds``.
 
         The input is acknowledged and ``event`` parked in the same transaction,
-        so waiting never blocks other events and never loses this one. Any
-        ``replies`` are published as for ``ok``.
+        so waiting never blocks other events and never loses this one.
         """
-        return cls("defer", (event, *replies), reason, delay_seconds)
+        return cls.ok(later=[(event, delay_seconds)])
 
     @classmethod
     def retry(cls, reason: str) -> Outcome:

@@ -10,17 +10,21 @@ cannot do this (it always answers 200 with a text body), hence ``@http``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 
 import flask
 import orjson
+import redis
 from cloudevents.exceptions import GenericException
 from cloudevents.http import from_http, to_binary
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.broker.schedule import now_ms
+from shared.broker.streams import Entry, Settlement, dead_letter_fields, settle
 from shared.context import Context, get_context
-from shared.envelope import encode
-from shared.handler import Handler
+from shared.envelope import FIELD, encode
+from shared.handler import Handler, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,24 @@ def readiness(ctx: Context, probe: Probe | None = None) -> dict[str, str]:
     return checks
 
 
+def settle_side_work(ctx: Context, stage: str, stream: str, outcome: Outcome) -> None:
+    """Park ``later`` copies and dead-letter ``dead`` ones, as the stream worker would."""
+    if not outcome.later and not outcome.dead:
+        return
+    plan = Settlement()
+    for event, delay in outcome.later:
+        plan.defer(stream, uuid.uuid4().hex, encode(event), now_ms() + int(delay * 1000))
+    for event, why in outcome.dead:
+        entry = Entry(event["id"], {FIELD: encode(event)})
+        plan.add(
+            ctx.keys.dlq(stage), dead_letter_fields(entry, stage=stage, origin="http", reason=why)
+        )
+    settle(ctx.redis, stream, stage, plan)
+
+
 def cloudevent_function(
     make_handler: Callable[[Context], Handler],
+    input_stream: Callable[[Context], str] | None = None,
 ) -> Callable[[flask.Request], flask.Response]:
     """A functions-framework ``@http`` body that feeds one CloudEvent per POST to a handler."""
     handler: Handler | None = None
@@ -83,6 +103,14 @@ def cloudevent_function(
         if handler is None:
             handler = make_handler(get_context())
         outcome = handler.handle([event])[0]
+        if outcome.status == "ok" and input_stream is not None:
+            ctx = get_context()
+            try:
+                settle_side_work(ctx, handler.stage, input_stream(ctx), outcome)
+            except redis.RedisError as exc:
+                return json_response(
+                    {"error": f"could not park work: {exc}"}, 503, {"Retry-After": "1"}
+                )
         if outcome.status == "reject":
             return json_response({"error": outcome.reason}, 400)
         if outcome.status == "retry":

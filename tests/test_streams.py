@@ -198,7 +198,7 @@ class DeferOnce:
             self.calls.append((ev.data["n"], attempt))
             if attempt is None:
                 again = CloudEvent({**ev.get_attributes(), "muttattempt": "2"}, ev.data)
-                out.append(Outcome.defer(again, 0.3, "not yet"))
+                out.append(Outcome.defer(again, 0.3))
             else:
                 out.append(Outcome.ok())
         return out

@@ -201,15 +201,20 @@ class StreamWorker:
                 self._dead_letter(plan, entry, f"undecodable entry: {exc}")
         outcomes = self._handle(events)
         for entry, outcome in zip(held, outcomes, strict=True):
-            if outcome.status == "defer":
-                parked, *rest = outcome.replies
-                due = now_ms() + int(outcome.delay_seconds * 1000)
-                plan.defer(self.stream, uuid.uuid4().hex, encode(parked), due)
-                self._publish_replies(plan, rest)
-                plan.ack(entry.id)
-                self.stats.deferred += 1
-            elif outcome.status == "ok":
+            if outcome.status == "ok":
                 self._publish_replies(plan, outcome.replies)
+                for event, delay in outcome.later:
+                    plan.defer(
+                        self.stream, uuid.uuid4().hex, encode(event), now_ms() + int(delay * 1000)
+                    )
+                    self.stats.deferred += 1
+                for event, why in outcome.dead:
+                    self._dead_letter(
+                        plan,
+                        Entry(entry.id, {FIELD: encode(event)}, entry.deliveries),
+                        why,
+                        ack=False,
+                    )
                 plan.ack(entry.id)
                 self.stats.acked += 1
             elif outcome.status == "reject":
@@ -241,11 +246,14 @@ class StreamWorker:
             raise RuntimeError(f"handler {stage} returned {got} outcomes for {len(events)} events")
         return outcomes
 
-    def _dead_letter(self, plan: Settlement, entry: Entry, reason: str) -> None:
+    def _dead_letter(
+        self, plan: Settlement, entry: Entry, reason: str, *, ack: bool = True
+    ) -> None:
         fields = streams.dead_letter_fields(
             entry, stage=self.group, origin=self.stream, reason=reason
         )
         plan.add(self.keys.dlq(self.group), fields)
-        plan.ack(entry.id)
+        if ack:
+            plan.ack(entry.id)
         self.stats.dead_lettered += 1
         log.error("entry %s dead-lettered: %s", entry.id, reason)
