@@ -24,10 +24,9 @@ def _alert(ctx: Context) -> Handler:
 
 
 def _forward(ctx: Context) -> Handler:
-    from functions.forward.handler import ForwardHandler
-    from functions.forward.sinks.file import FileSink
+    from functions.forward.handler import make_forward_handler
 
-    return ForwardHandler(FileSink(ctx.settings.sink_path))
+    return make_forward_handler(ctx)
 
 
 WORKER_STAGES: dict[str, Stage] = {

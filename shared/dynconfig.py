@@ -51,6 +51,17 @@ KNOBS: dict[str, Knob] = {
         _int_range(1_000, 1_000_000_000),
         "event-stream backlog above which ingest answers 503",
     ),
+    "forward_rate_limit": Knob(
+        100, _int_range(0, 1_000_000), "deliveries per window per sink without its own limit"
+    ),
+    "forward_rate_window_ms": Knob(1_000, _int_range(100, 3_600_000), "forward rate window, ms"),
+    "forward_max_attempts": Knob(
+        10, _int_range(1, 1000), "delivery attempts before an alert goes to the DLQ"
+    ),
+    "forward_retry_base_ms": Knob(1_000, _int_range(10, 3_600_000), "first retry delay, ms"),
+    "forward_retry_max_ms": Knob(300_000, _int_range(10, 86_400_000), "longest retry delay, ms"),
+    "breaker_threshold": Knob(5, _int_range(1, 10_000), "consecutive failures that open a breaker"),
+    "breaker_cooldown_ms": Knob(30_000, _int_range(100, 3_600_000), "open time before a probe"),
     "dedup_window_seconds": Knob(
         3_600, _int_range(0, 7 * 86_400), "how long an event's source+id is remembered (0 = off)"
     ),

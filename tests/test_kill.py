@@ -15,6 +15,7 @@ from functions.alert.handler import AlertHandler
 from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
+from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, encode, make_event
 from shared.models import TYPE_ACCEPTED, TYPE_ALERT, Event, event_id_for
 from tests.helpers import mutt, settings_env
@@ -47,6 +48,7 @@ def test_sigkill_mid_batch_then_another_consumer_delivers_exactly_once(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
     streams.publish(r, keys.alerts, [{FIELD: encode(alert_event(i))} for i in range(N)])
+    DynamicConfig(r, keys.config).set("forward_rate_limit", "0")  # measure recovery, not pacing
     env = settings_env(settings)
     env["MUTT_WORKER_BATCH_SIZE"] = "100"
     # Die on the 137th delivery: batch 1 (100) is settled, batch 2 is 37 deep.

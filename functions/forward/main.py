@@ -3,11 +3,10 @@
 import flask
 import functions_framework
 
-from functions.forward.handler import ForwardHandler
-from functions.forward.sinks.file import FileSink
+from functions.forward.handler import make_forward_handler
 from shared.http_function import cloudevent_function
 
-_view = cloudevent_function(lambda ctx: ForwardHandler(FileSink(ctx.settings.sink_path)))
+_view = cloudevent_function(make_forward_handler, lambda ctx: ctx.keys.alerts)
 
 
 @functions_framework.http

@@ -173,7 +173,9 @@ def consumers(r: redis.Redis, stream: str, group: str) -> list[dict[str, object]
 
 
 def drained(r: redis.Redis, stream: str, group: str) -> bool:
-    """True when the group has read every entry and acknowledged all of them."""
+    """True when the group has read and acknowledged every entry and nothing is parked."""
+    if r.exists(schedule_keys(stream)[0]):
+        return False
     try:
         groups: Any = r.xinfo_groups(stream)
         info: Any = r.xinfo_stream(stream)

@@ -29,6 +29,7 @@ class SendResult:
     status: int | None = None
     detail: str = ""
     retry_after_seconds: float | None = None
+    duplicate: bool = False  # the sink itself recognised an earlier delivery
 
 
 class Sink(Protocol):

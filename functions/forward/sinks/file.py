@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import orjson
 
+from functions.forward.sinks.base import SendResult
 from shared.models import Alert, utcnow
 
 
@@ -55,8 +56,19 @@ class FileSink:
             self._fh.flush()
         self._pos = self._fh.tell()
 
-    def send(self, alert: Alert) -> bool:
-        """Write the alert unless it was delivered before; True when written."""
+    def send(self, alert: Alert) -> SendResult:
+        """Write the alert unless it was delivered before."""
+        return SendResult("delivered", duplicate=not self.write(alert))
+
+    def health(self) -> bool:
+        return not self._fh.closed
+
+    def flush(self) -> None:
+        """Make the batch durable (the engine calls it once per batch)."""
+        os.fsync(self._fh.fileno())
+
+    def write(self, alert: Alert) -> bool:
+        """Append the alert unless it was delivered before; True when written."""
         key = str(alert.alert_id)
         if key in self._seen:
             return False
@@ -79,10 +91,6 @@ class FileSink:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._seen.add(key)
         return True
-
-    def sync(self) -> None:
-        """Make the batch durable."""
-        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()

@@ -1,0 +1,218 @@
+"""The delivery engine through the alerts stream, against real Redis.
+
+The sink here is a scripted in-process target (the vendor sinks have their
+own tests against local HTTP servers); everything else — streams, rate
+limiter, breaker, markers, parking — is the real thing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import redis
+
+from functions.forward.delivery import Deliverer
+from functions.forward.routing import Route, RouteMatch, Router
+from functions.forward.sinks.base import SendResult
+from shared.broker import streams
+from shared.broker.keys import Keys
+from shared.broker.worker import StreamWorker
+from shared.config import Settings
+from shared.dynconfig import DynamicConfig
+from shared.envelope import FIELD, encode
+from shared.models import Alert
+from tests.test_kill import alert_event
+
+
+class Scripted:
+    """A sink whose answers follow ``script(call_number, alert)``."""
+
+    def __init__(self, name: str, script: Callable[[int, Alert], SendResult] | None = None) -> None:
+        self.name = name
+        self.script = script or (lambda n, a: SendResult("delivered", 200))
+        self.calls: list[tuple[float, str]] = []
+        self.delivered: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def send(self, alert: Alert) -> SendResult:
+        with self._lock:
+            n = len(self.calls)
+            self.calls.append((time.monotonic(), str(alert.alert_id)))
+        result = self.script(n, alert)
+        if result.outcome == "delivered":
+            self.delivered[str(alert.alert_id)] += 1
+        return result
+
+    def health(self) -> bool:
+        return True
+
+
+def run_forward(
+    r: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    sinks: list[Scripted],
+    done: Callable[[], bool],
+    router: Router | None = None,
+    timeout: float = 30,
+) -> Deliverer:
+    dyn = DynamicConfig(r, keys.config, refresh_seconds=0.1)
+    deliverer = Deliverer(
+        r, keys, {s.name: s for s in sinks}, router or Router([], [sinks[0].name]), dyn
+    )
+    worker = StreamWorker(r, keys, settings, deliverer, keys.alerts, "forward")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done():
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    return deliverer
+
+
+def publish_alerts(r: redis.Redis, keys: Keys, n: int, start: int = 0) -> None:
+    streams.publish(
+        r, keys.alerts, [{FIELD: encode(alert_event(i))} for i in range(start, start + n)]
+    )
+
+
+def reports(r: redis.Redis, keys: Keys) -> list[dict[str, object]]:
+    return [orjson.loads(f[FIELD])["data"] for _, f in r.xrange(keys.delivered)]
+
+
+def dlq(r: redis.Redis, keys: Keys) -> list[dict[bytes, bytes]]:
+    return [f for _, f in r.xrange(keys.dlq("forward"))]
+
+
+def test_rate_limited_alerts_wait_and_none_is_lost(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    dyn = DynamicConfig(r, keys.config)
+    dyn.set("forward_rate_limit", "200")
+    dyn.set("forward_rate_window_ms", "500")
+    sink = Scripted("s")
+    publish_alerts(r, keys, 1000)
+    started = time.monotonic()
+    run_forward(
+        r,
+        keys,
+        settings,
+        [sink],
+        lambda: len(sink.delivered) >= 1000 and streams.drained(r, keys.alerts, "forward"),
+    )
+    elapsed = time.monotonic() - started
+    assert len(sink.delivered) == 1000  # none lost
+    assert max(sink.delivered.values()) == 1  # none twice
+    assert elapsed >= 1.5  # paced: 1000 at 400/s cannot finish sooner
+    # Never more than the limit in any window: 200 per 500 ms (+ the sliding estimate's slack).
+    times = sorted(t for t, _ in sink.calls)
+    worst = max(sum(1 for t in times if s <= t < s + 0.5) for s in times)
+    assert worst <= 420
+    assert dlq(r, keys) == []
+
+
+def test_breaker_opens_parks_without_burning_retries_and_recovers(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    dyn = DynamicConfig(r, keys.config)
+    dyn.set("breaker_threshold", "3")
+    dyn.set("breaker_cooldown_ms", "300")
+    dyn.set("forward_max_attempts", "3")
+    dyn.set("forward_retry_base_ms", "50")
+    dyn.set("forward_rate_limit", "0")
+    outage_until = time.monotonic() + 1.5
+
+    def flaky(n: int, alert: Alert) -> SendResult:
+        if time.monotonic() < outage_until:
+            return SendResult("retry", 503, "down")
+        return SendResult("delivered", 200)
+
+    sink = Scripted("s", flaky)
+    publish_alerts(r, keys, 50)
+    run_forward(
+        r,
+        keys,
+        settings,
+        [sink],
+        lambda: len(sink.delivered) >= 50 and streams.drained(r, keys.alerts, "forward"),
+    )
+    assert len(sink.delivered) == 50
+    assert dlq(r, keys) == []  # an outage longer than 3 attempts' backoff lost nothing
+    during = [t for t, _ in sink.calls if t < outage_until]
+    # 3 failures open it; then at most one probe per cooldown (300 ms) during 1.5 s.
+    assert len(during) <= 3 + 8, len(during)
+
+
+def test_retry_classes(r: redis.Redis, keys: Keys, settings: Settings) -> None:
+    dyn = DynamicConfig(r, keys.config)
+    dyn.set("forward_max_attempts", "3")
+    dyn.set("forward_retry_base_ms", "20")
+    dyn.set("breaker_threshold", "1000")
+    answers = {0: SendResult("permanent", 400, "bad payload"), 1: SendResult("retry", 500, "oops")}
+    ids: dict[str, int] = {}
+
+    def script(n: int, alert: Alert) -> SendResult:
+        which = ids.setdefault(str(alert.alert_id), len(ids))
+        return answers.get(which, SendResult("delivered", 202))
+
+    sink = Scripted("s", script)
+    publish_alerts(r, keys, 3)
+    run_forward(
+        r,
+        keys,
+        settings,
+        [sink],
+        lambda: len(dlq(r, keys)) >= 2 and streams.drained(r, keys.alerts, "forward"),
+    )
+    dead = sorted(dlq(r, keys), key=lambda f: f[b"dlq_reason"])
+    assert b"gave up after 3 attempts at s: oops" in dead[0][b"dlq_reason"]
+    assert b"permanent failure at s: bad payload" in dead[1][b"dlq_reason"]
+    assert len(sink.delivered) == 1
+    per_alert = Counter(a for _, a in sink.calls)
+    assert sorted(per_alert.values()) == [1, 1, 3]  # permanent: once; transient: 3 attempts
+
+
+def test_redelivered_alert_is_not_sent_twice(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    sink = Scripted("s")
+    publish_alerts(r, keys, 5)
+    publish_alerts(r, keys, 5)  # the same five alerts again (a redelivery upstream)
+    run_forward(r, keys, settings, [sink], lambda: len(reports(r, keys)) >= 10)
+    assert len(sink.calls) == 5
+    outcomes = Counter(x["outcome"] for x in reports(r, keys))
+    assert outcomes == {"delivered": 5, "duplicate": 5}
+
+
+def test_routing_to_several_sinks_tracks_each(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    DynamicConfig(r, keys.config).set("forward_retry_base_ms", "20")
+    good = Scripted("good")
+    refusing = Scripted("refusing", lambda n, a: SendResult("permanent", 401, "unauthorized"))
+    slow_start = Scripted(
+        "flaky", lambda n, a: SendResult("retry", 503) if n < 3 else SendResult("delivered", 200)
+    )
+    router = Router(
+        [Route(match=RouteMatch(team=["neto"]), sinks=["good", "refusing", "flaky"])], ["good"]
+    )
+    publish_alerts(r, keys, 3)
+    run_forward(
+        r,
+        keys,
+        settings,
+        [good, refusing, slow_start],
+        lambda: len(slow_start.delivered) >= 3 and streams.drained(r, keys.alerts, "forward"),
+        router=router,
+    )
+    assert len(good.delivered) == 3 and max(good.delivered.values()) == 1
+    assert len(slow_start.delivered) == 3
+    assert len(dlq(r, keys)) == 3
+    assert all(f[b"dlq_reason"].startswith(b"permanent failure at refusing") for f in dlq(r, keys))
