@@ -31,8 +31,12 @@ def row(i: int, message: str = "m", when: datetime | None = None) -> AuditRow:
 
 
 def count(pg: pg8000.native.Connection, ids: list[uuid.UUID]) -> int:
-    return int(pg.run("SELECT count(*) FROM event_audit_log WHERE event_id = ANY(CAST(:ids AS uuid[]))",
-                      ids=[str(i) for i in ids])[0][0])
+    return int(
+        pg.run(
+            "SELECT count(*) FROM event_audit_log WHERE event_id = ANY(CAST(:ids AS uuid[]))",
+            ids=[str(i) for i in ids],
+        )[0][0]
+    )
 
 
 def test_batch_is_written_once_even_when_redelivered(pg: pg8000.native.Connection) -> None:
@@ -50,16 +54,23 @@ def test_duplicates_inside_one_batch_write_one_row(pg: pg8000.native.Connection)
 def test_old_events_land_in_the_default_partition(pg: pg8000.native.Connection) -> None:
     old = row(3000, when=datetime(2001, 1, 1, tzinfo=UTC))
     write_rows(pg, [old])
-    (part,) = pg.run("SELECT tableoid::regclass::text FROM event_audit_log WHERE event_id = CAST(:i AS uuid)",
-                     i=str(old.event_id))[0]
+    (part,) = pg.run(
+        "SELECT tableoid::regclass::text FROM event_audit_log WHERE event_id = CAST(:i AS uuid)",
+        i=str(old.event_id),
+    )[0]
     assert part.endswith("event_audit_log_default")
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
 @given(st.text(max_size=200))
 def test_any_message_text_round_trips(pg: pg8000.native.Connection, message: str) -> None:
-    r = row(int(uuid.uuid4().int % 10**9), message=message, when=datetime.now(UTC) - timedelta(days=1))
+    r = row(
+        int(uuid.uuid4().int % 10**9), message=message, when=datetime.now(UTC) - timedelta(days=1)
+    )
     write_rows(pg, [r])
-    (event,) = pg.run("SELECT event FROM event_audit_log WHERE event_id = CAST(:i AS uuid)",
-                      i=str(r.event_id))[0]
+    (event,) = pg.run(
+        "SELECT event FROM event_audit_log WHERE event_id = CAST(:i AS uuid)", i=str(r.event_id)
+    )[0]
     assert event["message"] == message.replace("\x00", "")
