@@ -49,6 +49,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     set_context(ctx)
     stage = WORKER_STAGES[args.stage]
     ctx.redis.ping()  # fail fast with a clear line if Redis is unreachable
+    if stage.max_deliveries is not None:
+        settings = settings.model_copy(update={"max_deliveries": stage.max_deliveries})
     worker = StreamWorker(
         ctx.redis, ctx.keys, settings, stage.make_handler(ctx), stage.stream(ctx), stage.name
     )
@@ -205,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  MUTT_REDIS_URL=... MUTT_DATABASE_URL=... mutt worker alert",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("stage", choices=["alert", "forward"])
+    p.add_argument("stage", choices=["alert", "forward", "audit"])
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
@@ -271,7 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before a command has set up its own graceful stop: nothing is in flight."""
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_quietly)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 import requests
+import yaml
 
+from functions.alert.catalog import insert_catalog, parse_catalog, rule_count
 from mutt.run import Pipeline
-from shared.broker.keys import GROUP_ALERT, GROUP_FORWARD, Keys
+from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD, Keys
 from shared.broker.streams import drained
+from shared.db.connection import connect_pg
 from shared.envelope import FIELD, decode
 from shared.models import TYPE_SYSLOG, TYPE_TRAP
 from shared.redis_client import connect_redis
@@ -59,23 +62,40 @@ def send_events(url: str, events: list[dict[str, Any]], run_id: str) -> tuple[in
     return accepted, errors
 
 
-def _ids_after(r: Any, stream: str, start: str, key: str, want: set[str] | None) -> dict[str, str]:
-    """Map of ``key`` values in entries after ``start`` (to the related id)."""
-    found: dict[str, str] = {}
-    for _eid, fields in r.xrange(stream, min=f"({start}", max="+"):
-        data = decode(fields[FIELD]).data
-        if want is None or str(data.get("event_id", data.get("alert_id"))) in want:
-            found[str(data[key])] = str(data.get("outcome", ""))
-    return found
+def _after(r: Any, stream: str, start: str) -> list[dict[str, Any]]:
+    """The data of every entry of ``stream`` after id ``start``."""
+    return [decode(f[FIELD]).data for _, f in r.xrange(stream, min=f"({start}", max="+")]
+
+
+def seed_rules(pipeline: Pipeline, say: Callable[[str], None]) -> None:
+    """Load the sample rules, but only into an empty rule table: never touch an operator's rules."""
+    conn = connect_pg(pipeline.database_url, pipeline.settings.database_schema)
+    r = connect_redis(pipeline.redis_url)
+    try:
+        existing = rule_count(conn)
+        if existing:
+            say(f"demo: using the {existing} rules already in the database")
+            return
+        raw = resources.files("mutt.demo_data").joinpath("rules.yaml").read_text()
+        catalog = parse_catalog(yaml.safe_load(raw), "demo rules")
+        insert_catalog(conn, r, pipeline.settings.namespace, catalog)
+        say(f"demo: loaded {len(catalog.rules)} sample rules")
+    finally:
+        conn.close()
+        r.close()
 
 
 def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | None) -> int:
     """Drive the demo against a started pipeline; 0 when every alert was delivered."""
+    seed_rules(pipeline, say)
+    time.sleep(0.6)  # the alert workers see the new rule version within 0.5 s
     r = connect_redis(pipeline.redis_url)
     keys = Keys(pipeline.settings.namespace)
+    stages = ((keys.events, GROUP_ALERT), (keys.alerts, GROUP_FORWARD), (keys.audit, GROUP_AUDIT))
+    streams = (keys.events, keys.alerts, keys.delivered, keys.audit)
     marks = {
         s: (r.xinfo_stream(s)["last-generated-id"] if r.exists(s) else b"0-0").decode()
-        for s in (keys.events, keys.alerts, keys.delivered)
+        for s in streams
     }
     events = load_events(data_file)
     run_id = uuid.uuid4().hex[:12]
@@ -85,26 +105,40 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     for err in errors[:5]:
         say(f"demo: rejected {err}")
     deadline = time.monotonic() + WAIT_SECONDS
-    alerts: dict[str, str] = {}
-    delivered: dict[str, str] = {}
+    event_ids: set[str] = set()
+    matched: set[str] = set()
+    alerts: set[str] = set()
+    delivered: set[str] = set()
     while time.monotonic() < deadline:
         pipeline.check_children()
-        settled = drained(r, keys.events, GROUP_ALERT) and drained(r, keys.alerts, GROUP_FORWARD)
-        event_ids = {
-            str(v) for v in _ids_after(r, keys.events, marks[keys.events], "event_id", None)
+        settled = all(drained(r, s, g) for s, g in stages)
+        event_ids = {str(d["event_id"]) for d in _after(r, keys.events, marks[keys.events])}
+        matched = {
+            str(d["event_id"])
+            for d in _after(r, keys.audit, marks[keys.audit])
+            if str(d["event_id"]) in event_ids
         }
-        alerts = _ids_after(r, keys.alerts, marks[keys.alerts], "alert_id", event_ids)
-        delivered = _ids_after(r, keys.delivered, marks[keys.delivered], "alert_id", set(alerts))
-        if settled and len(event_ids) >= accepted and set(alerts) <= set(delivered):
+        alerts = {
+            str(d["alert_id"])
+            for d in _after(r, keys.alerts, marks[keys.alerts])
+            if str(d["event_id"]) in event_ids
+        }
+        delivered = {
+            str(d["alert_id"])
+            for d in _after(r, keys.delivered, marks[keys.delivered])
+            if str(d["alert_id"]) in alerts
+        }
+        if settled and len(event_ids) >= accepted and alerts <= delivered:
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - started
-    ok = accepted == len(events) and bool(alerts) and set(alerts) <= set(delivered)
+    ok = accepted == len(events) and bool(alerts) and alerts <= delivered
     rows = [
         ("events sent", str(len(events))),
         ("events accepted", str(accepted)),
+        ("matched a rule", str(len(matched))),
         ("alerts raised", str(len(alerts))),
-        ("alerts delivered", str(sum(1 for a in alerts if a in delivered))),
+        ("alerts delivered", str(len(alerts & delivered))),
         ("sink", str(pipeline.settings.sink_path)),
         ("time", f"{elapsed:.2f} s"),
         ("result", "OK: every alert delivered" if ok else "FAILED: alerts missing at the sink"),

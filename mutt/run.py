@@ -101,6 +101,7 @@ class Pipeline:
         )
         self._spawn("alert", [py, "-m", "mutt", "worker", "alert"], env)
         self._spawn("forward", [py, "-m", "mutt", "worker", "forward"], env)
+        self._spawn("audit", [py, "-m", "mutt", "worker", "audit"], env)
         self._wait_ready()
         self._janitor = threading.Thread(target=self._janitor_loop, name="janitor", daemon=True)
         self._janitor.start()
@@ -171,7 +172,7 @@ class Pipeline:
     def stop(self, say: Callable[[str], None]) -> None:
         """Stop children gracefully (ingest first, so nothing new arrives), then servers."""
         self._stop.set()
-        for name in ("ingest", "alert", "forward"):
+        for name in ("ingest", "alert", "audit", "forward"):
             proc = self.children.get(name)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

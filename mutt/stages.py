@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.broker.keys import GROUP_ALERT, GROUP_FORWARD
+from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD
 from shared.context import Context
 from shared.handler import Handler
 
@@ -15,12 +15,20 @@ class Stage:
     name: str
     stream: Callable[[Context], str]
     make_handler: Callable[[Context], Handler]
+    # Transient failures of this stage never dead-letter (an outage is not poison).
+    max_deliveries: int | None = None
 
 
 def _alert(ctx: Context) -> Handler:
-    from functions.alert.handler import AlertHandler
+    from functions.alert.build import make_alert_handler
 
-    return AlertHandler(ctx.settings.default_team)
+    return make_alert_handler(ctx)
+
+
+def _audit(ctx: Context) -> Handler:
+    from functions.alert.build import make_audit_writer
+
+    return make_audit_writer(ctx)
 
 
 def _forward(ctx: Context) -> Handler:
@@ -32,6 +40,7 @@ def _forward(ctx: Context) -> Handler:
 WORKER_STAGES: dict[str, Stage] = {
     GROUP_ALERT: Stage(GROUP_ALERT, lambda ctx: ctx.keys.events, _alert),
     GROUP_FORWARD: Stage(GROUP_FORWARD, lambda ctx: ctx.keys.alerts, _forward),
+    GROUP_AUDIT: Stage(GROUP_AUDIT, lambda ctx: ctx.keys.audit, _audit, max_deliveries=1_000_000),
 }
 
 # functions-framework entry points: name -> (source file, target).

@@ -77,6 +77,10 @@ class Settings(BaseModel):
     sink_file: Path | None = Field(
         default=None, description="file sink path (JSON lines); default <data_dir>/alerts.jsonl"
     )
+    unhandled_fingerprint: Literal["masked", "exact"] = Field(
+        default="masked",
+        description="masked: numbers, addresses, interfaces ignored when grouping unhandled events",
+    )
     default_team: str = Field(
         default="NETO",
         min_length=1,

@@ -62,6 +62,17 @@ KNOBS: dict[str, Knob] = {
     "forward_retry_max_ms": Knob(300_000, _int_range(10, 86_400_000), "longest retry delay, ms"),
     "breaker_threshold": Knob(5, _int_range(1, 10_000), "consecutive failures that open a breaker"),
     "breaker_cooldown_ms": Knob(30_000, _int_range(100, 3_600_000), "open time before a probe"),
+    "unhandled_threshold": Knob(
+        100,
+        _int_range(1, 10_000_000),
+        "unhandled events per host+fingerprint that raise a meta-alert",
+    ),
+    "unhandled_window_seconds": Knob(
+        86_400, _int_range(10, 30 * 86_400), "unhandled counting window"
+    ),
+    "unhandled_max_fingerprints": Knob(
+        1_000, _int_range(10, 1_000_000), "distinct fingerprints counted per host and window"
+    ),
     "dedup_window_seconds": Knob(
         3_600, _int_range(0, 7 * 86_400), "how long an event's source+id is remembered (0 = off)"
     ),

@@ -25,6 +25,7 @@ from shared.broker.streams import Entry, Settlement, dead_letter_fields, settle
 from shared.context import Context, get_context
 from shared.envelope import FIELD, encode
 from shared.handler import Handler, Outcome
+from shared.models import INTERNAL_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,14 @@ def readiness(ctx: Context, probe: Probe | None = None) -> dict[str, str]:
 
 
 def settle_side_work(ctx: Context, stage: str, stream: str, outcome: Outcome) -> None:
-    """Park ``later`` copies and dead-letter ``dead`` ones, as the stream worker would."""
-    if not outcome.later and not outcome.dead:
+    """Publish internal replies, park ``later`` copies and dead-letter ``dead`` ones,
+    in one transaction, as the stream worker would."""
+    internal = [r for r in outcome.replies if r["type"] in INTERNAL_TYPES]
+    if not outcome.later and not outcome.dead and not internal:
         return
     plan = Settlement()
+    for reply in internal:
+        plan.add(ctx.keys.stream_for(reply["type"]), {FIELD: encode(reply)})
     for event, delay in outcome.later:
         plan.defer(stream, uuid.uuid4().hex, encode(event), now_ms() + int(delay * 1000))
     for event, why in outcome.dead:
@@ -115,12 +120,13 @@ def cloudevent_function(
             return json_response({"error": outcome.reason}, 400)
         if outcome.status == "retry":
             return json_response({"error": outcome.reason}, 503, {"Retry-After": "1"})
-        if not outcome.replies:
+        replies = [r for r in outcome.replies if r["type"] not in INTERNAL_TYPES]
+        if not replies:
             return flask.Response(b"", 202)
-        if len(outcome.replies) == 1:
-            headers, body = to_binary(outcome.replies[0])
+        if len(replies) == 1:
+            headers, body = to_binary(replies[0])
             return flask.Response(body, 200, headers)
-        batch = b"[" + b",".join(encode(r) for r in outcome.replies) + b"]"
+        batch = b"[" + b",".join(encode(r) for r in replies) + b"]"
         return flask.Response(batch, 200, {"Content-Type": "application/cloudevents-batch+json"})
 
     return view

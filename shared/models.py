@@ -25,6 +25,9 @@ TYPE_ACCEPTED = "io.mutt.event.accepted.v1"
 TYPE_ALERT = "io.mutt.alert.raised.v1"
 TYPE_DELIVERED = "io.mutt.alert.delivered.v1"
 TYPE_PING = "dev.knative.sources.ping"
+# Internal: the alert stage's audit records, written to PostgreSQL by the audit writer.
+TYPE_AUDIT = "io.mutt.audit.recorded.v1"
+INTERNAL_TYPES = frozenset({TYPE_AUDIT})
 INBOUND_TYPES = frozenset({TYPE_SYSLOG, TYPE_TRAP, TYPE_GENERIC})
 
 SCHEMA_BASE = "https://mutt.example.org/schemas/"

@@ -119,3 +119,18 @@ def pg(settings: Settings) -> Iterator[pg8000.native.Connection]:
 @pytest.fixture
 def keys(settings: Settings) -> Keys:
     return Keys(settings.namespace)
+
+
+@pytest.fixture
+def demo_rules(settings: Settings, pg: pg8000.native.Connection, r: redis.Redis) -> Iterator[None]:
+    """The sample rules of ``mutt run --demo`` in this session's schema, removed afterwards."""
+    from importlib import resources
+
+    import yaml
+
+    from functions.alert.catalog import insert_catalog, parse_catalog
+
+    raw = resources.files("mutt.demo_data").joinpath("rules.yaml").read_text()
+    insert_catalog(pg, r, settings.namespace, parse_catalog(yaml.safe_load(raw)))
+    yield
+    pg.run("DELETE FROM alert_rules; DELETE FROM development_hosts; DELETE FROM device_teams")

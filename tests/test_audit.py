@@ -42,7 +42,7 @@ def count(pg: pg8000.native.Connection, ids: list[uuid.UUID]) -> int:
 def test_batch_is_written_once_even_when_redelivered(pg: pg8000.native.Connection) -> None:
     rows = [row(i) for i in range(500)]
     assert write_rows(pg, rows) == 500
-    assert write_rows(pg, rows[:250] + [row(1000)]) == 1  # redelivery adds nothing
+    assert write_rows(pg, [*rows[:250], row(1000)]) == 1  # redelivery adds nothing
     assert count(pg, [r.event_id for r in rows]) == 500
 
 

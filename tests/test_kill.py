@@ -4,44 +4,22 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from datetime import UTC, datetime
 
 import orjson
 import pytest
 import redis
-from cloudevents.http import CloudEvent
 
-from functions.alert.handler import AlertHandler
 from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.dynconfig import DynamicConfig
-from shared.envelope import FIELD, encode, make_event
-from shared.models import TYPE_ACCEPTED, TYPE_ALERT, Event, event_id_for
+from shared.envelope import FIELD, encode
+from tests.factories import alert, alert_event
 from tests.helpers import mutt, settings_env
 
 pytestmark = pytest.mark.slow
 
 N = 300
-
-
-def accepted_event(i: int) -> CloudEvent:
-    now = datetime.now(UTC)
-    event = Event(
-        event_id=event_id_for("/t", str(i)),
-        source="/t",
-        id=str(i),
-        hostname=f"h{i % 7}",
-        time=now,
-        message=f"message {i}",
-        received_at=now,
-    )
-    return make_event(TYPE_ACCEPTED, "/mutt/ingest", event, id=str(event.event_id))
-
-
-def alert_event(i: int) -> CloudEvent:
-    alert = AlertHandler("NETO").decide(Event.model_validate(accepted_event(i).data))
-    return make_event(TYPE_ALERT, "/mutt/alert", alert, id=str(alert.alert_id))
 
 
 def test_sigkill_mid_batch_then_another_consumer_delivers_exactly_once(
@@ -72,10 +50,7 @@ def test_sigkill_mid_batch_then_another_consumer_delivers_exactly_once(
     ids = [x["alert_id"] for x in lines]
     assert len(ids) == N
     assert len(set(ids)) == N  # none twice
-    expected = {
-        str(AlertHandler("NETO").decide(Event.model_validate(accepted_event(i).data)).alert_id)
-        for i in range(N)
-    }
+    expected = {str(alert(i).alert_id) for i in range(N)}
     assert set(ids) == expected  # none lost
     outcomes = [orjson.loads(f[FIELD])["data"]["outcome"] for _, f in r.xrange(keys.delivered)]
     # One report per alert: the 37 written before the kill are recognised on

@@ -15,6 +15,7 @@ import requests
 
 from shared.config import Settings
 from shared.models import event_id_for
+from tests.factories import accepted_event
 from tests.helpers import free_port, mutt, settings_env, stop, wait_http
 
 pytestmark = pytest.mark.slow
@@ -113,18 +114,23 @@ def send_both_modes(ingest: str) -> set[str]:
     return {str(event_id_for("/test", i)) for i in ids}
 
 
+@pytest.mark.usefixtures("demo_rules")
 def test_stream_worker_runtime_delivers_to_the_sink(procs: Processes, settings: Settings) -> None:
     ingest = procs.serve("ingest")
     procs.start("worker", "alert")
     procs.start("worker", "forward")
+    procs.start("worker", "audit")
     event_ids = send_both_modes(ingest)
     lines = wait_for_alerts(settings.sink_path, event_ids)
     alert = lines[0]["alert"]
     assert alert["event"]["hostname"] == "core-router-01"  # type: ignore[index]
     assert alert["severity_name"] == "error"  # type: ignore[index]
-    assert procs.stop_all() == [0, 0, 0]  # SIGTERM: every process exits cleanly
+    assert alert["handling"] == "Page_and_ticket"  # type: ignore[index]
+    assert alert["team"] == "NetOps"  # type: ignore[index]
+    assert procs.stop_all() == [0, 0, 0, 0]  # SIGTERM: every process exits cleanly
 
 
+@pytest.mark.usefixtures("demo_rules")
 def test_http_function_runtime_delivers_to_the_sink(procs: Processes, settings: Settings) -> None:
     ingest = procs.serve("ingest")
     alert = procs.serve("alert")
@@ -135,11 +141,10 @@ def test_http_function_runtime_delivers_to_the_sink(procs: Processes, settings: 
     assert procs.stop_all() == [0, 0, 0, 0]
 
 
+@pytest.mark.usefixtures("demo_rules")
 def test_alert_function_replies_with_a_binary_cloudevent(procs: Processes) -> None:
     alert = procs.serve("alert")
-    from tests.test_kill import accepted_event
-
-    ce = accepted_event(0)
+    ce = accepted_event(0, "Interface Gi0/1, changed state to down")
     headers = {f"ce-{k}": str(v) for k, v in ce.get_attributes().items()}
     headers["content-type"] = "application/json"
     resp = requests.post(alert + "/", data=orjson.dumps(ce.data), headers=headers, timeout=10)

@@ -8,14 +8,18 @@ event id, so a redelivered event never writes a second row.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
 import pg8000.native
+from cloudevents.http import CloudEvent
+
+from shared.handler import Outcome
 
 COLUMNS = (
     "event_id",
@@ -31,8 +35,6 @@ COLUMNS = (
     "alert_id",
     "event",
 )
-
-_STAGE = "mutt_audit_stage"
 
 
 @dataclass(frozen=True)
@@ -89,25 +91,108 @@ def encode_copy(rows: Sequence[AuditRow]) -> bytes:
     return out.getvalue().encode()
 
 
+_COLS = (
+    "event_id, event_time, received_at, hostname, matched_rule_id, handling_decision,"
+    " environment, team, severity, forwarded, alert_id, event"
+)
+_CREATE_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS mutt_audit_stage"
+    " (LIKE event_audit_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY = "COPY mutt_audit_stage (" + _COLS + ") FROM STDIN"
+_INSERT = """
+INSERT INTO event_audit_log (event_id, event_time, received_at, hostname, matched_rule_id,
+    handling_decision, environment, team, severity, forwarded, alert_id, event)
+SELECT DISTINCT ON (event_id, event_time) event_id, event_time, received_at, hostname,
+    matched_rule_id, handling_decision, environment, team, severity, forwarded, alert_id, event
+FROM mutt_audit_stage
+ON CONFLICT (event_id, event_time) DO NOTHING
+"""
+
+
 def write_rows(conn: pg8000.native.Connection, rows: Sequence[AuditRow]) -> int:
     """Insert the rows not already present; return how many were new."""
     if not rows:
         return 0
-    cols = ", ".join(COLUMNS)
     conn.run("BEGIN")
     try:
-        conn.run(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-            "(LIKE event_audit_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        conn.run(f"COPY {_STAGE} ({cols}) FROM STDIN", stream=io.BytesIO(encode_copy(rows)))
-        conn.run(
-            f"INSERT INTO event_audit_log ({cols}) SELECT DISTINCT ON (event_id, event_time) {cols}"
-            f" FROM {_STAGE} ON CONFLICT (event_id, event_time) DO NOTHING"
-        )
+        conn.run(_CREATE_STAGE)
+        conn.run(_COPY, stream=io.BytesIO(encode_copy(rows)))
+        conn.run(_INSERT)
         inserted = int(conn.row_count)
         conn.run("COMMIT")
     except Exception:
         conn.run("ROLLBACK")
         raise
     return inserted
+
+
+def row_from_record(data: object) -> AuditRow:
+    """An audit record (the data of ``io.mutt.audit.recorded.v1``) as a row; ValueError if bad."""
+    if not isinstance(data, dict):
+        raise ValueError("audit record is not an object")
+    try:
+        rule = data["matched_rule_id"]
+        severity = data["severity"]
+        alert_id = data["alert_id"]
+        event = data["event"]
+        if not isinstance(event, dict):
+            raise ValueError("event is not an object")
+        return AuditRow(
+            event_id=uuid.UUID(str(data["event_id"])),
+            event_time=datetime.fromisoformat(str(data["event_time"])),
+            received_at=datetime.fromisoformat(str(data["received_at"])),
+            hostname=str(data["hostname"]),
+            matched_rule_id=int(rule) if rule is not None else None,
+            handling_decision=str(data["handling_decision"]),
+            environment=str(data["environment"]),
+            team=str(data["team"]) if data.get("team") is not None else None,
+            severity=int(severity) if severity is not None else None,
+            forwarded=bool(data["forwarded"]),
+            alert_id=uuid.UUID(str(alert_id)) if alert_id else None,
+            event=event,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"audit record lacks or mistypes {exc}") from None
+
+
+class AuditWriter:
+    """The audit stage: records in, rows in PostgreSQL, one COPY per batch.
+
+    A database outage leaves the batch pending (retried, never dropped), so
+    alerting goes on from the rule cache while PostgreSQL is away and the
+    trail catches up when it is back.
+    """
+
+    stage = "audit"
+
+    def __init__(self, connect: Callable[[], pg8000.native.Connection]) -> None:
+        self._connect = connect
+        self._conn: pg8000.native.Connection | None = None
+
+    def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
+        rows: list[AuditRow] = []
+        outcomes: list[Outcome] = []
+        for ce in events:
+            try:
+                rows.append(row_from_record(ce.data))
+                outcomes.append(Outcome.ok())
+            except ValueError as exc:
+                outcomes.append(Outcome.reject(f"invalid audit record: {exc}"))
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            write_rows(self._conn, rows)
+        except Exception as exc:  # the database is away: keep the batch for later
+            self._drop()
+            return [
+                o if o.status == "reject" else Outcome.retry(f"audit write failed: {exc}")
+                for o in outcomes
+            ]
+        return outcomes
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()

@@ -1,21 +1,32 @@
-"""alert: decide what each accepted event means.
+"""alert: decide what each accepted event means and who must act.
 
-Foundation version: every event becomes a Ticket_only alert for the default
-team. The rule engine (issue "alert") replaces ``decide``.
+Per batch: every event is matched against the cached rule set (first match
+by priority, then rule id). A matched event is audited (one record per
+event, written to PostgreSQL by the audit writer) and, unless its handling
+for the host's environment is ``Ignore``, raises an alert carrying the
+handling, the team and the event's own severity. Unmatched events are
+counted per host and fingerprint; crossing the threshold raises one
+meta-alert for the host's team.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from cloudevents.http import CloudEvent
 from pydantic import ValidationError
 
+from functions.alert.cache import RuleCache, Snapshot
+from functions.alert.rules import Rule
+from functions.alert.unhandled import Fired, UnhandledCounter
+from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.handler import Outcome
 from shared.models import (
     TYPE_ACCEPTED,
     TYPE_ALERT,
+    TYPE_AUDIT,
     Alert,
     Event,
     Handling,
@@ -25,48 +36,120 @@ from shared.models import (
 )
 
 SOURCE = "/mutt/alert"
+META_HOST_PREFIX = "unhandled"
 
 
 class AlertHandler:
-    """Accepted events in, raised alerts out."""
+    """Accepted events in; alerts and audit records out."""
 
     stage = "alert"
 
-    def __init__(self, default_team: str) -> None:
+    def __init__(
+        self, cache: RuleCache, counter: UnhandledCounter, dyn: DynamicConfig, default_team: str
+    ) -> None:
+        self.cache = cache
+        self.counter = counter
+        self.dyn = dyn
         self.default_team = default_team
 
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for ce in events:
-            if ce["type"] != TYPE_ACCEPTED:
-                outcomes.append(Outcome.reject(f"alert takes {TYPE_ACCEPTED}, not {ce['type']}"))
+        snap = self.cache.current()
+        outcomes: list[Outcome | None] = [None] * len(events)
+        unmatched: list[tuple[int, Event]] = []
+        for i, ce in enumerate(events):
+            event = _event(ce)
+            if isinstance(event, str):
+                outcomes[i] = Outcome.reject(event)
                 continue
-            try:
-                event = Event.model_validate(ce.data)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"]) or "data"
-                outcomes.append(Outcome.reject(f"invalid event: {where}: {err['msg']}"))
-                continue
-            alert = self.decide(event)
-            outcomes.append(
-                Outcome.ok(make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id)))
+            rule = snap.rules.match(event)
+            if rule is None:
+                unmatched.append((i, event))
+            else:
+                outcomes[i] = Outcome.ok(*self._handled(event, rule, snap))
+        if unmatched:
+            fired = self.counter.count(
+                [e for _, e in unmatched],
+                self.dyn.get("unhandled_threshold"),
+                self.dyn.get("unhandled_window_seconds"),
+                self.dyn.get("unhandled_max_fingerprints"),
             )
-        return outcomes
+            for (i, _), hit in zip(unmatched, fired, strict=True):
+                outcomes[i] = Outcome.ok(self._meta_alert(hit, snap)) if hit else Outcome.ok()
+        return [o if o is not None else Outcome.reject("not decided") for o in outcomes]
 
-    def decide(self, event: Event) -> Alert:
+    def _handled(self, event: Event, rule: Rule, snap: Snapshot) -> list[CloudEvent]:
+        environment, handling = snap.dev_hosts.decide(rule, event.hostname)
         severity = event.severity if event.severity is not None else Severity.WARNING
-        return Alert(
-            alert_id=alert_id_for(event.event_id, "default"),
+        alert = None
+        if handling.forwards:
+            alert = Alert(
+                alert_id=alert_id_for(event.event_id, f"rule:{rule.id}"),
+                event_id=event.event_id,
+                rule_id=rule.id,
+                handling=handling,
+                team=rule.team_assignment,
+                environment=environment,
+                severity=severity,
+                severity_name=severity.label,
+                summary=f"{event.hostname}: {event.message[:500]}",
+                dedup_key=f"mutt:{rule.id}:{event.hostname}",
+                raised_at=utcnow(),
+                event=event,
+            )
+        record = {
+            "event_id": str(event.event_id),
+            "event_time": event.time.isoformat(),
+            "received_at": event.received_at.isoformat(),
+            "hostname": event.hostname,
+            "matched_rule_id": rule.id,
+            "handling_decision": handling.value,
+            "environment": environment,
+            "team": rule.team_assignment,
+            "severity": int(event.severity) if event.severity is not None else None,
+            "forwarded": alert is not None,
+            "alert_id": str(alert.alert_id) if alert else None,
+            "event": event.model_dump(mode="json"),
+        }
+        audit = CloudEvent(
+            {"type": TYPE_AUDIT, "source": SOURCE, "id": f"audit:{event.event_id}"}, record
+        )
+        if alert is None:
+            return [audit]
+        return [make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id)), audit]
+
+    def _meta_alert(self, hit: Fired, snap: Snapshot) -> CloudEvent:
+        event = hit.event
+        team = snap.teams.get(event.hostname, self.default_team)
+        hours = hit.window_seconds / 3600
+        summary = (
+            f"[MUTT] {hit.count} unhandled messages within {hours:g} h from '{event.hostname}'."
+            f" Sample message: {event.message[:200]}"
+        )
+        alert = Alert(
+            alert_id=alert_id_for(event.event_id, f"unhandled:{hit.fingerprint}"),
             event_id=event.event_id,
             rule_id="unhandled",
             handling=Handling.TICKET_ONLY,
-            team=self.default_team,
-            environment="prod",
-            severity=severity,
-            severity_name=severity.label,
-            summary=f"{event.hostname}: {event.message[:200]}",
-            dedup_key=f"{event.hostname}:{event.event_id}",
+            team=team,
+            environment=snap.dev_hosts.environment(event.hostname),
+            severity=Severity.WARNING,
+            severity_name=Severity.WARNING.label,
+            summary=summary,
+            dedup_key=f"mutt:unhandled:{event.hostname}:{hit.fingerprint[:16]}",
             raised_at=utcnow(),
             event=event,
         )
+        return make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id))
+
+
+def _event(ce: CloudEvent) -> Event | str:
+    """The accepted event in ``ce``, or why it is not one."""
+    if ce["type"] != TYPE_ACCEPTED:
+        return f"alert takes {TYPE_ACCEPTED}, not {ce['type']}"
+    data: Any = ce.data
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "data"
+        return f"invalid event: {where}: {err['msg']}"

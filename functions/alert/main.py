@@ -3,10 +3,10 @@
 import flask
 import functions_framework
 
-from functions.alert.handler import AlertHandler
+from functions.alert.build import make_alert_handler
 from shared.http_function import cloudevent_function
 
-_view = cloudevent_function(lambda ctx: AlertHandler(ctx.settings.default_team))
+_view = cloudevent_function(make_alert_handler, lambda ctx: ctx.keys.events)
 
 
 @functions_framework.http

@@ -16,10 +16,15 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from functions.ingest.errors import InputError, json_type, preview
+from functions.ingest.errors import InputError, field_path, json_type, preview
 from functions.ingest.fields import Kind, build_event, received_at_or_now
-from functions.ingest.limits import DEFAULT_MAX_BATCH, MAX_SOURCE_CHARS
-from functions.ingest.normalize import check_text, normalize_hostname
+from functions.ingest.limits import (
+    DEFAULT_MAX_BATCH,
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTES_BYTES,
+    MAX_SOURCE_CHARS,
+)
+from functions.ingest.normalize import check_string, check_text, normalize_hostname
 from functions.ingest.timeparse import parse_time
 from shared.models import SEVERITY_ALIASES, Event, Severity
 
@@ -72,9 +77,7 @@ def parse_alertmanager(
         raise InputError("body", f"must be an Alertmanager webhook object, not {json_type(body)}")
     version = body.get("version")
     if version is not None and version != "4":
-        raise InputError(
-            "version", f"unsupported webhook version {preview(version)}: expected \"4\""
-        )
+        raise InputError("version", f'unsupported webhook version {preview(version)}: expected "4"')
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
         raise InputError("alerts", f"is required: an array of alerts, not {json_type(alerts)}")
@@ -113,7 +116,7 @@ def _alert_event(
     if not isinstance(alert, dict):
         raise InputError("alerts", f"each alert must be an object, not {json_type(alert)}")
     status = alert.get("status", default_status)
-    if status not in _STATUSES:
+    if not isinstance(status, str) or status not in _STATUSES:
         raise InputError("status", f"must be 'firing' or 'resolved', not {preview(status)}")
     labels = _string_map(alert.get("labels"), "labels")
     annotations = _string_map(alert.get("annotations"), "annotations")
@@ -153,9 +156,11 @@ def _string_map(value: object, field: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise InputError(field, f"must be an object of strings, not {json_type(value)}")
     for key, item in value.items():
+        check_string(key, f"{field} key", MAX_ATTRIBUTE_KEY_CHARS)
         if not isinstance(item, str):
-            raise InputError(f"{field}.{key}", f"must be a string, not {json_type(item)}")
-    return value  # every value checked above
+            raise InputError(field_path(field, key), f"must be a string, not {json_type(item)}")
+        check_string(item, field_path(field, key), MAX_ATTRIBUTES_BYTES)
+    return value  # every key and value checked above: safe to encode
 
 
 def _am_time(value: object, received: datetime) -> datetime | None:

@@ -11,7 +11,7 @@ import math
 
 import orjson
 
-from functions.ingest.errors import InputError, json_type
+from functions.ingest.errors import InputError, field_path, json_type
 from functions.ingest.limits import (
     MAX_ATTRIBUTE_KEY_CHARS,
     MAX_ATTRIBUTES_BYTES,
@@ -87,4 +87,4 @@ class _Walker:
 
 
 def _path(parent: str, key: str | int) -> str:
-    return f"{parent}[{key}]" if isinstance(key, int) else f"{parent}.{key}"
+    return f"{parent}[{key}]" if isinstance(key, int) else field_path(parent, key)

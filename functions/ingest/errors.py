@@ -45,6 +45,17 @@ def preview(value: object) -> str:
     return f"a JSON {json_type(value)}"
 
 
+def field_path(parent: str, key: str) -> str:
+    """``parent.key`` for an error's field, with a sender's odd key escaped.
+
+    The path is echoed in a JSON answer, so a key with control characters or
+    surrogates (which would make that answer unencodable) is shown as a repr.
+    """
+    if len(key) <= _PREVIEW_CHARS and key.isprintable():
+        return f"{parent}.{key}"
+    return f"{parent}.{preview(key)}"
+
+
 def json_type(value: object) -> str:
     """The JSON name of a decoded value's type, for error messages."""
     if value is None:

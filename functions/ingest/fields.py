@@ -40,8 +40,16 @@ class Kind(Enum):
 # Keys this module consumes; every other key becomes an attribute.
 KNOWN_KEYS = frozenset(
     {
-        "hostname", "timestamp", "time", "message", "syslog_severity", "severity",
-        "trap_oid", "varbinds", "source_type", "_correlation_id",
+        "hostname",
+        "timestamp",
+        "time",
+        "message",
+        "syslog_severity",
+        "severity",
+        "trap_oid",
+        "varbinds",
+        "source_type",
+        "_correlation_id",
     }
 )
 # A trap's agent is often sent as its address rather than a name.
@@ -69,10 +77,13 @@ def build_event(
 
     hostname = normalize_hostname(_hostname_value(obj, kind))
     time_key = "timestamp" if "timestamp" in obj else "time"
-    raw_time = obj.get(time_key, default_time)
+    raw_time = obj.get(time_key)
+    sent = raw_time is not None and raw_time != ""
+    if not sent:
+        raw_time = default_time
     time = parse_time(raw_time, received) if raw_time is not None else None
-    if time is None and raw_time is not None and time_key in obj:
-        attributes[time_key] = raw_time  # keep what the sender wrote, for operators
+    if time is None and sent:
+        attributes[time_key] = raw_time  # unreadable: keep what the sender wrote
     if time_key == "timestamp" and "time" in obj:
         attributes["time"] = obj["time"]
 
@@ -145,7 +156,6 @@ def _hostname_value(obj: dict[str, object], kind: Kind) -> object:
         value = obj.get(key)
         if value is not None and value != "":
             return value
-    if "hostname" in obj:
-        return obj["hostname"]  # present but empty: let the hostname rule say so
+    if obj.get("hostname") == "":
+        return ""  # present but empty: the hostname rule says so
     raise InputError("hostname", "is required")
-

@@ -58,7 +58,9 @@ def normalize_severity(value: object, field: str = "syslog_severity") -> Severit
     """0-7 or a syslog name (any case, common abbreviations); absent → ``None``."""
     if value is None or value == "":
         return None
-    return _severity(value, field) if isinstance(value, str) else _severity_any(value, field)
+    if isinstance(value, str) and len(value) <= 32:  # padded giants must not sit in the cache
+        return _severity(value, field)
+    return _severity_any(value, field)
 
 
 @lru_cache(maxsize=256)

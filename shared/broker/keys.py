@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.models import TYPE_ACCEPTED, TYPE_ALERT, TYPE_DELIVERED
+from shared.models import TYPE_ACCEPTED, TYPE_ALERT, TYPE_AUDIT, TYPE_DELIVERED
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class Keys:
     def alerts(self) -> str:
         """Raised alerts, written by alert, read by forward."""
         return f"{self.base}:alerts"
+
+    @property
+    def audit(self) -> str:
+        """Audit records from alert, written to PostgreSQL in big batches."""
+        return f"{self.base}:audit"
 
     @property
     def delivered(self) -> str:
@@ -60,15 +65,25 @@ class Keys:
                 TYPE_ACCEPTED: self.events,
                 TYPE_ALERT: self.alerts,
                 TYPE_DELIVERED: self.delivered,
+                TYPE_AUDIT: self.audit,
             }[event_type]
         except KeyError:
             raise ValueError(f"no stream carries events of type {event_type!r}") from None
 
     def all_streams(self) -> list[str]:
-        return [self.events, self.alerts, self.delivered, self.dlq("alert"), self.dlq("forward")]
+        return [
+            self.events,
+            self.alerts,
+            self.audit,
+            self.delivered,
+            self.dlq("alert"),
+            self.dlq("forward"),
+            self.dlq("audit"),
+        ]
 
 
 # Group that consumes each input stream: the stage's name.
 GROUP_ALERT = "alert"
 GROUP_FORWARD = "forward"
+GROUP_AUDIT = "audit"
 DELIVERED_MAXLEN = 100_000

@@ -31,8 +31,10 @@ from shared.models import Severity
 RECEIVED = datetime(2025, 1, 20, 12, 0, 0, tzinfo=UTC)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 # --- InputError ---------------------------------------------------------------
@@ -195,7 +197,10 @@ def test_oid_normalized(value: object, expected: str | None) -> None:
     [
         (1.3, "must be a string, not number"),
         (["1.3"], "must be a string, not array"),
-        ("CISCO-CONFIG-MAN-MIB::ciscoConfigManEvent", "'CISCO-CONFIG-MAN-MIB::ciscoConfigManEvent'"),
+        (
+            "CISCO-CONFIG-MAN-MIB::ciscoConfigManEvent",
+            "'CISCO-CONFIG-MAN-MIB::ciscoConfigManEvent'",
+        ),
         ("FOO-MIB::coldStart", "'FOO-MIB::coldStart' is not a numeric OID"),
         ("1.3..6", "'1.3..6' is not a numeric OID"),
         ("1.3.6.", "'1.3.6.' is not a numeric OID"),
@@ -331,10 +336,23 @@ def test_time_parsed(value: object, expected: datetime) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        None, "", "yesterday", "2025-13-01T00:00:00Z", "2025-01-15T25:00:00Z",
-        "2025-01-15T14:30:60Z", "Foo 15 14:30:22", "Feb 30 10:00:00",
-        "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "x" * 1000,
-        float("nan"), float("inf"), 10**25, True, [2025], {"t": 1},
+        None,
+        "",
+        "yesterday",
+        "2025-13-01T00:00:00Z",
+        "2025-01-15T25:00:00Z",
+        "2025-01-15T14:30:60Z",
+        "Foo 15 14:30:22",
+        "Feb 30 10:00:00",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "x" * 1000,
+        float("nan"),
+        float("inf"),
+        10**25,
+        True,
+        [2025],
+        {"t": 1},
     ],
 )
 def test_time_unreadable(value: object) -> None:
@@ -456,7 +474,10 @@ def test_varbinds_rejected(value: object, field: str, problem: str) -> None:
         ),
         (
             "1.3.6.1.4.1.9.9.41.2.0.1",
-            [{"oid": "1.1", "type": None, "value": "a"}, {"oid": "1.2", "type": None, "value": "b"}],
+            [
+                {"oid": "1.1", "type": None, "value": "a"},
+                {"oid": "1.2", "type": None, "value": "b"},
+            ],
             "SNMP trap 1.3.6.1.4.1.9.9.41.2.0.1: 1.1=a, 1.2=b",
         ),
     ],

@@ -1,0 +1,125 @@
+"""The rule cache: compiled once, warmed before the first event, reloaded on change.
+
+Writers (``mutt rules apply``, the API) bump ``<namespace>:rules:version``
+in Redis; every instance checks that version at most every
+``check_seconds`` (0.5 s) and reloads from PostgreSQL when it moved, so all
+instances converge within a second. If PostgreSQL cannot be read, the last
+good snapshot keeps serving and the failure is reported (``last_error``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pg8000.native
+import redis
+
+from functions.alert.rules import DevHosts, RuleSet
+from functions.alert.store import load_dev_hosts, load_rules, load_teams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the decision needs, consistent with one version."""
+
+    rules: RuleSet
+    dev_hosts: DevHosts
+    teams: dict[str, str]
+    version: int
+    loaded_at: float
+    load_seconds: float
+
+
+def version_key(namespace: str) -> str:
+    return f"{namespace}:rules:version"
+
+
+def bump_version(r: redis.Redis, namespace: str) -> int:
+    """Tell every instance to reload (called after a committed change)."""
+    return int(r.incr(version_key(namespace)))
+
+
+class RuleCache:
+    """Holds the current snapshot; ``current()`` is cheap and thread-safe."""
+
+    def __init__(
+        self,
+        connect: Callable[[], pg8000.native.Connection],
+        r: redis.Redis,
+        namespace: str,
+        check_seconds: float = 0.5,
+    ) -> None:
+        self._connect = connect
+        self._r = r
+        self._key = version_key(namespace)
+        self._check = check_seconds
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    def warm(self) -> Snapshot:
+        """Load now; raises if there is no snapshot at all to serve from."""
+        with self._lock:
+            return self._load(self._read_version())
+
+    def current(self) -> Snapshot:
+        snap = self._snapshot
+        if snap is None:
+            return self.warm()
+        if time.monotonic() - self._checked_at >= self._check:
+            self._maybe_reload(snap)
+        return self._snapshot or snap
+
+    def _maybe_reload(self, snap: Snapshot) -> None:
+        with self._lock:
+            self._checked_at = time.monotonic()
+            try:
+                version = self._read_version()
+            except redis.RedisError as exc:
+                self.last_error = f"cannot read rules version: {exc}"
+                return
+            if version == snap.version:
+                return
+            try:
+                self._load(version)
+            except Exception as exc:  # keep serving the last good rules
+                self.last_error = f"reload failed, serving version {snap.version}: {exc}"
+                log.error("rule reload failed; still serving version %d: %s", snap.version, exc)
+
+    def _read_version(self) -> int:
+        raw = self._r.get(self._key)
+        return int(raw) if raw else 0
+
+    def _load(self, version: int) -> Snapshot:
+        started = time.perf_counter()
+        conn = self._connect()
+        try:
+            rows, hosts, teams = load_rules(conn), load_dev_hosts(conn), load_teams(conn)
+        finally:
+            conn.close()
+        rules = RuleSet.from_rows(rows)
+        for err in rules.rejected:
+            log.error("rule rejected at load: %s", err)
+        snap = Snapshot(
+            rules, DevHosts(hosts), teams, version, time.time(), time.perf_counter() - started
+        )
+        self._snapshot = snap
+        self._checked_at = time.monotonic()
+        self.last_error = None
+        self.reloads += 1
+        log.info(
+            "rules loaded: version %d, %d rules (%d active) in %.3fs",
+            version,
+            snap.rules.stats.rules,
+            snap.rules.stats.active,
+            snap.load_seconds,
+        )
+        return snap
