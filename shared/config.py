@@ -74,6 +74,19 @@ class Settings(BaseModel):
     secrets_dir: Path | None = Field(
         default=None, description="directory of mounted secret files (Kubernetes / Knative secrets)"
     )
+    ingest_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=64 * 1_048_576, description="larger requests answer 413"
+    )
+    ingest_max_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="events in one request (array, batch mode)"
+    )
+    ingest_cloudevents_batch: bool = Field(
+        default=False, description="accept application/cloudevents-batch+json at POST /"
+    )
+    forward_config: Path | None = Field(
+        default=None,
+        description="YAML file of sinks and routes; unset = every alert to the file sink",
+    )
     sink_file: Path | None = Field(
         default=None, description="file sink path (JSON lines); default <data_dir>/alerts.jsonl"
     )
@@ -144,7 +157,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         if not key.startswith(ENV_PREFIX):
             continue
         if key not in known:
-            if key in _FOREIGN_VARIABLES:
+            if key in _FOREIGN_VARIABLES or key.startswith("MUTT_SECRET_"):
                 continue
             raise ConfigError(f"{key}: unknown setting (see `mutt config env` for the list)")
         if raw.strip() == "":

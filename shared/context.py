@@ -17,7 +17,9 @@ import redis
 from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
 from shared.db.connection import connect_pg
+from shared.dynconfig import DynamicConfig
 from shared.redis_client import connect_redis
+from shared.secrets import Secrets
 
 
 class Context:
@@ -27,6 +29,14 @@ class Context:
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self._local = threading.local()
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        return Secrets(self.settings.secrets_dir)
+
+    @cached_property
+    def dynamic(self) -> DynamicConfig:
+        return DynamicConfig(self.redis, self.keys.config)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -13,7 +13,15 @@ from importlib import resources
 
 import redis
 
-_SCRIPT = resources.files("shared").joinpath("sliding_window.lua").read_text()
+SLIDING_WINDOW_LUA = resources.files("shared").joinpath("sliding_window.lua").read_text()
+_SCRIPT = (
+    SLIDING_WINDOW_LUA
+    + """
+local granted, retry_after = sliding_window(
+  KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == "1")
+return {granted, retry_after}
+"""
+)
 
 
 @dataclass(frozen=True)
