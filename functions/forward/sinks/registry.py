@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 from functions.forward.sinks import moogsoft, pagerduty
 from functions.forward.sinks.alertmanager import AlertmanagerSink
 from functions.forward.sinks.base import Sink
+from functions.forward.sinks.file import FileSink
 from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
@@ -108,13 +110,19 @@ class StdoutConfig(_Common):
     type: Literal["stdout"]
 
 
+class FileConfig(_Common):
+    type: Literal["file"]
+    path: Path = Field(description="JSON-lines file; idempotent by alert_id")
+
+
 SinkConfig = Annotated[
     MoogsoftConfig
     | PagerDutyConfig
     | ServiceNowConfig
     | AlertmanagerConfig
     | WebhookConfig
-    | StdoutConfig,
+    | StdoutConfig
+    | FileConfig,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[SinkConfig] = TypeAdapter(SinkConfig)
@@ -190,6 +198,10 @@ def build_sink(
             )
         case StdoutConfig():
             return StdoutSink(config.name)
+        case FileConfig():
+            sink = FileSink(config.path)
+            sink.name = config.name
+            return sink
 
 
 def build_sinks(
