@@ -100,6 +100,25 @@ class Settings(BaseModel):
         max_length=128,
         description="team of alerts no rule or device assigns",
     )
+    audit_retention_days: int = Field(
+        default=90, ge=1, le=36_500, description="audit partitions older than this are dropped"
+    )
+    audit_retention_mode: Literal["drop", "detach"] = Field(
+        default="drop",
+        description="drop old partitions, or detach them (kept as tables to archive)",
+    )
+    config_audit_retention_days: int = Field(
+        default=365, ge=1, le=36_500, description="config_audit_log rows kept this long"
+    )
+    stream_keep_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=10_080,
+        description="processed stream entries kept this long for inspection",
+    )
+    janitor_lock_seconds: int = Field(
+        default=300, ge=5, le=86_400, description="a janitor task's lock expires after this long"
+    )
     janitor_interval_seconds: float = Field(
         default=30.0, gt=0, description="janitor period inside mutt run"
     )

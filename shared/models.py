@@ -199,6 +199,9 @@ class Delivery(BaseModel):
     detail: str | None = None
 
 
+TYPE_JANITOR_REPORT = "io.mutt.janitor.completed.v1"
+
+
 class JanitorRequest(BaseModel):
     """The data of the cron event (PingSource, systemd timer, CLI)."""
 

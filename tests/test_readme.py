@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mutt.docs_gen import render
 from shared.config import Settings, env_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +14,7 @@ def test_every_setting_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [env_name(n) for n in Settings.model_fields if f"`{env_name(n)}`" not in readme]
     assert missing == []
+    assert render(readme) == readme, "run: python -m mutt.docs_gen"
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -1,0 +1,283 @@
+"""What every operator command shares: context, errors, time parsing, output, audit rows.
+
+Operator commands run from a terminal or a script: every expected failure
+must become one ``mutt: ...`` line (a ``MuttError``), tables must line up,
+``--json`` must be one object per line for ``jq``, and progress goes to
+stderr so stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pg8000.native
+import redis
+
+from shared.config import load_settings
+from shared.context import Context
+from shared.errors import MuttError, UnreachableError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class InputError(MuttError):
+    """An argument or file the operator gave is not usable (nothing was changed)."""
+
+
+class NotFoundError(MuttError):
+    """The rule, key or entry the operator named does not exist."""
+
+
+class RefusedError(MuttError):
+    """A destructive step was not confirmed (``--yes``), or state moved under us."""
+
+
+def open_context() -> Context:
+    """Settings from the environment plus clients; both servers are required."""
+    settings = load_settings()
+    settings.require_urls()
+    return Context(settings)
+
+
+def _pg_message(exc: Exception) -> tuple[str, str]:
+    """(SQLSTATE, human message) of a pg8000 error."""
+    if exc.args and isinstance(exc.args[0], dict):
+        fields = exc.args[0]
+        return str(fields.get("C", "")), str(fields.get("M", fields))
+    return "", str(exc)
+
+
+def guarded(func: Command) -> Command:
+    """Turn server errors that escape a command into one clear ``mutt:`` line."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise UnreachableError(f"lost the connection to Redis: {exc}") from None
+        except redis.RedisError as exc:
+            raise MuttError(f"Redis refused the command: {exc}") from None
+        except pg8000.native.DatabaseError as exc:
+            code, message = _pg_message(exc)
+            if code in ("42P01", "42883"):  # undefined table / function
+                raise MuttError(
+                    f"PostgreSQL: {message} (is the schema migrated? run `mutt db migrate`)"
+                ) from None
+            raise MuttError(f"PostgreSQL: {message}") from None
+        except (pg8000.native.InterfaceError, ConnectionError) as exc:
+            raise UnreachableError(f"lost the connection to PostgreSQL: {exc}") from None
+        except BrokenPipeError:  # `mutt ... | head`: the reader has all it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
+
+    return run
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help_text: str,
+    epilog: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` keeps the epilog's example layout."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=description or help_text,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+# ---------------------------------------------------------------- time
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` as a ``timedelta``."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise InputError(f"{option} {text!r}: expected a duration such as 30m, 24h or 7d")
+    return timedelta(seconds=float(found[1]) * _UNIT_SECONDS[found[2].lower()])
+
+
+def parse_when(text: str, option: str, now: datetime | None = None) -> datetime:
+    """A point in time: a duration ago (``24h``) or an ISO date/time (UTC if no zone)."""
+    if _DURATION.match(text):
+        return (now or datetime.now(UTC)) - parse_duration(text, option)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"{option} {text!r}: expected a duration (24h, 7d) or an ISO time"
+            " (2024-05-01 or 2024-05-01T12:00:00Z)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def format_time(value: object) -> str:
+    """A timestamp as ``2024-05-01T12:00:00Z`` (UTC, seconds)."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "" if value is None else str(value)
+
+
+def format_age(seconds: float | None) -> str:
+    """``42s``, ``3m12s``, ``2h05m``, ``4d03h``: short enough for a table cell."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86_400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86_400}d{s % 86_400 // 3600:02d}h"
+
+
+def stream_id_ms(entry_id: str) -> int:
+    """The millisecond timestamp inside a stream entry id (``1700000000000-3``)."""
+    return int(entry_id.split("-", 1)[0])
+
+
+# ---------------------------------------------------------------- output
+
+
+def _is_number(text: str) -> bool:
+    return bool(re.fullmatch(r"-?\d+(\.\d+)?", text))
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """An aligned plain-text table; numeric columns right-aligned."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    numeric = [
+        bool(cells) and all(_is_number(row[i]) or row[i] in ("", "-") for row in cells)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(list(headers)), *(line(row) for row in cells)])
+
+
+def to_jsonable(value: object) -> object:
+    """Datetimes as ISO strings, everything else as orjson sees it."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def json_line(obj: Mapping[str, Any]) -> str:
+    """One object on one line (``--json`` output is JSON Lines)."""
+    return orjson.dumps(obj, default=to_jsonable).decode()
+
+
+def say(text: str) -> None:
+    """Progress and notes for the operator: stderr, so stdout stays parseable."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def shorten(text: str | None, width: int) -> str:
+    """One line, at most ``width`` characters, for a table cell."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def operator_name(by: str | None) -> str:
+    """Who is making the change: ``--by``, else the login name."""
+    if by and by.strip():
+        return by.strip()
+    env_user = os.environ.get("USER")
+    if env_user:
+        return env_user
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Go on if ``--yes`` or the operator types y; refuse without a terminal to ask."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError(f"{question} — not confirmed; add --yes to run without a prompt")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise RefusedError("cancelled; nothing was changed")
+
+
+# ---------------------------------------------------------------- config audit
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One row of ``config_audit_log`` before who/why/correlation are added."""
+
+    operation: str  # CREATE, UPDATE or DELETE
+    table_name: str
+    record_id: str
+    old_values: Mapping[str, Any] | None
+    new_values: Mapping[str, Any] | None
+
+
+def write_config_audit(
+    conn: pg8000.native.Connection,
+    changes: Sequence[ConfigChange],
+    *,
+    changed_by: str,
+    reason: str,
+    correlation_id: str,
+) -> None:
+    """All rows in one statement (one round trip however many changes), in the caller's tx."""
+    if not changes:
+        return
+    rows = [
+        {
+            "changed_by": changed_by,
+            "operation": c.operation,
+            "table_name": c.table_name,
+            "record_id": c.record_id,
+            "old_values": c.old_values,
+            "new_values": c.new_values,
+            "reason": reason,
+            "correlation_id": correlation_id,
+        }
+        for c in changes
+    ]
+    conn.run(
+        "INSERT INTO config_audit_log (changed_by, operation, table_name, record_id,"
+        " old_values, new_values, reason, correlation_id)"
+        " SELECT changed_by, operation, table_name, record_id, old_values, new_values,"
+        " reason, correlation_id"
+        " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(changed_by text, operation text,"
+        " table_name text, record_id text, old_values jsonb, new_values jsonb, reason text,"
+        " correlation_id text)",
+        rows=orjson.dumps(rows, default=to_jsonable).decode(),
+    )
