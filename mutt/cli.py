@@ -153,7 +153,9 @@ def cmd_janitor_run(args: argparse.Namespace) -> int:
     settings.require_urls()
     report = JanitorHandler(Context(settings)).run(args.task)
     print(report.model_dump_json(indent=2))
-    return 0
+    for task, error in report.errors.items():
+        print(f"mutt: janitor task {task} failed: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:

@@ -1,31 +1,48 @@
-"""janitor: periodic housekeeping, triggered by cron (PingSource, timer, CLI).
+"""janitor: housekeeping on a schedule (PingSource, systemd timer, ``mutt janitor run``).
 
-Foundation version: keeps audit partitions created ahead. Reclaim,
-retention and replay arrive with the "janitor" issue.
+Tasks: ``reclaim`` (work stuck on dead consumers), ``partitions`` (created
+ahead, strays moved out of DEFAULT), ``retention`` (old partitions, old
+config audit, processed stream entries), ``replay`` (transient forward dead
+letters once their sink is healthy). Each task is idempotent and runs under
+its own Redis lock, so two janitors started together never double-act; a
+task that finds the lock taken reports ``skipped``. The run's report is the
+reply CloudEvent (``io.mutt.janitor.completed.v1``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
 
 from cloudevents.http import CloudEvent
 from pydantic import BaseModel, ValidationError
 
-from functions.janitor.partitions import ensure_ahead
+from functions.janitor import partitions, reclaim, retention
+from functions.janitor.lock import task_lock
 from shared.context import Context
 from shared.handler import Outcome
-from shared.models import JanitorRequest
+from shared.models import TYPE_JANITOR_REPORT, JanitorRequest
+
+log = logging.getLogger(__name__)
+TASKS = ("reclaim", "partitions", "retention", "replay")
+SOURCE = "/mutt/janitor"
 
 
 class JanitorReport(BaseModel):
-    """What one run did."""
+    """What one run did, task by task (``skipped`` when another instance held the lock)."""
 
     task: str
-    partitions: list[str] = []
+    results: dict[str, Any] = {}
+    skipped: list[str] = []
+    errors: dict[str, str] = {}
 
 
 class JanitorHandler:
-    """Ping events in; side effects on PostgreSQL and Redis; no replies."""
+    """Ping events in; side effects on PostgreSQL and Redis; the report out."""
 
     stage = "janitor"
 
@@ -42,14 +59,66 @@ class JanitorHandler:
                     Outcome.reject(f"invalid janitor request: {exc.errors()[0]['msg']}")
                 )
                 continue
-            self.run(request.task)
-            outcomes.append(Outcome.ok())
+            report = self.run(request.task)
+            reply = CloudEvent(
+                {"type": TYPE_JANITOR_REPORT, "source": SOURCE, "id": str(uuid.uuid4())},
+                report.model_dump(mode="json"),
+            )
+            outcomes.append(Outcome.ok(reply))
         return outcomes
 
     def run(self, task: str) -> JanitorReport:
         report = JanitorReport(task=task)
-        if task in ("all", "partitions"):
-            report.partitions = ensure_ahead(
-                self.ctx.pg(), self.ctx.settings.partitions_ahead_months
-            )
+        for name in TASKS if task == "all" else (task,):
+            key = f"{self.ctx.settings.namespace}:janitor:lock:{name}"
+            with task_lock(self.ctx.redis, key, self.ctx.settings.janitor_lock_seconds) as held:
+                if not held:
+                    report.skipped.append(name)
+                    continue
+                try:
+                    result = self._task(name)()
+                    report.results[name] = asdict(result) if is_dataclass(result) else result  # type: ignore[arg-type]
+                except Exception as exc:  # one failing task must not stop the others
+                    log.exception("janitor task %s failed", name)
+                    report.errors[name] = f"{type(exc).__name__}: {exc}"
         return report
+
+    def _task(self, name: str) -> Callable[[], object]:
+        return {
+            "reclaim": self._reclaim,
+            "partitions": self._partitions,
+            "retention": self._retention,
+            "replay": self._replay,
+        }[name]
+
+    def _reclaim(self) -> object:
+        s = self.ctx.settings
+        return reclaim.run(
+            self.ctx.redis, self.ctx.keys, s.claim_min_idle_seconds, s.max_deliveries
+        )
+
+    def _partitions(self) -> object:
+        s = self.ctx.settings
+        return partitions.run(self.ctx.pg(), s.partitions_ahead_months, s.audit_retention_days)
+
+    def _retention(self) -> object:
+        s = self.ctx.settings
+        report = retention.RetentionReport()
+        conn = self.ctx.pg()
+        retention.audit(conn, s.audit_retention_days, s.audit_retention_mode, report)
+        retention.config_audit(conn, s.config_audit_retention_days, report)
+        keys = self.ctx.keys
+        streams = [keys.events, keys.alerts, keys.audit]
+        retention.trim_streams(
+            self.ctx.redis, streams, s.stream_keep_minutes, int(time.time() * 1000), report
+        )
+        return report
+
+    def _replay(self) -> object:
+        from functions.forward.config import build, default_config, load_config
+        from functions.forward.replay import replay
+
+        s = self.ctx.settings
+        config = load_config(s.forward_config) if s.forward_config else default_config(s.sink_path)
+        sinks, _ = build(config, self.ctx.secrets)
+        return replay(self.ctx.redis, self.ctx.keys, sinks)

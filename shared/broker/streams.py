@@ -21,6 +21,10 @@ from shared.models import utcnow
 Fields = dict[bytes, bytes]
 
 
+# Deliveries an entry had before it was re-published (by the janitor's reclaim).
+CARRIED_DELIVERIES = b"dlv"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One stream entry as a consumer sees it."""
@@ -28,6 +32,15 @@ class Entry:
     id: str
     fields: Fields
     deliveries: int = 1
+
+    @property
+    def total_deliveries(self) -> int:
+        """Deliveries of this entry plus those of the copies it was re-published from."""
+        raw = self.fields.get(CARRIED_DELIVERIES, b"0")
+        try:
+            return self.deliveries + int(raw)
+        except ValueError:
+            return self.deliveries
 
 
 @dataclass
@@ -119,7 +132,7 @@ def dead_letter_fields(
             b"dlq_stage": stage.encode(),
             b"dlq_origin": origin.encode(),
             b"dlq_origin_id": entry.id.encode(),
-            b"dlq_deliveries": str(deliveries or entry.deliveries).encode(),
+            b"dlq_deliveries": str(deliveries or entry.total_deliveries).encode(),
             b"dlq_failed_at": utcnow().isoformat().encode(),
         }
     )

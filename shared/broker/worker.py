@@ -189,9 +189,9 @@ class StreamWorker:
         events: list[CloudEvent] = []
         held: list[Entry] = []
         for entry in entries:
-            if entry.deliveries > self.settings.max_deliveries:
+            if entry.total_deliveries > self.settings.max_deliveries:
                 self._dead_letter(
-                    plan, entry, f"delivered {entry.deliveries} times without success"
+                    plan, entry, f"delivered {entry.total_deliveries} times without success"
                 )
                 continue
             try:
