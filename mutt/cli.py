@@ -11,9 +11,14 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from shared.config import Settings, load_settings
-from shared.errors import MuttError
+from shared.errors import MuttError, PortInUseError
+
+if TYPE_CHECKING:
+    from shared.broker.worker import StreamWorker
+    from shared.context import Context
 
 EPILOG_RUN = """examples:
   mutt run                      # embedded Redis + PostgreSQL under ./.mutt
@@ -51,9 +56,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ctx.redis.ping()  # fail fast with a clear line if Redis is unreachable
     if stage.max_deliveries is not None:
         settings = settings.model_copy(update={"max_deliveries": stage.max_deliveries})
-    worker = StreamWorker(
-        ctx.redis, ctx.keys, settings, stage.make_handler(ctx), stage.stream(ctx), stage.name
-    )
+    handler = stage.make_handler(ctx)
+    worker = StreamWorker(ctx.redis, ctx.keys, settings, handler, stage.stream(ctx), stage.name)
+    _serve_health(ctx, [worker], [handler])
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         worker.stop()
@@ -62,6 +67,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     worker.run()
     return 0
+
+
+def _serve_health(ctx: Context, workers: list[StreamWorker], handlers: list[object]) -> None:
+    """The small ops server of a worker or relay process, when MUTT_HEALTH_PORT is set."""
+    from shared.http_function import readiness
+    from shared.metrics import watch_streams
+    from shared.ops_server import start_ops_server
+
+    watch_streams(ctx.redis, ctx.keys)
+    port = ctx.settings.health_port
+    if port is None:
+        return
+
+    def ready() -> dict[str, str]:
+        checks = readiness(ctx)
+        for handler in handlers:
+            probe = getattr(handler, "readiness", None)
+            if callable(probe):
+                checks.update(probe())
+        return checks
+
+    try:
+        start_ops_server(
+            ctx.settings.health_host, port, lambda: all(w.alive() for w in workers), ready
+        )
+    except OSError as exc:
+        raise PortInUseError(f"cannot serve health on port {port}: {exc.strerror}") from None
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
@@ -80,6 +112,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
     ctx = Context(settings)
     ctx.redis.ping()
     workers = []
+    handlers: list[object] = []
     for target in args.to:
         stage_name, sep, url = target.partition("=")
         if (
@@ -92,6 +125,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
             )
         stage = WORKER_STAGES[stage_name]
         handler = RelayHandler(stage.name, url, timeout=args.timeout)
+        handlers.append(handler)
         workers.append(
             StreamWorker(ctx.redis, ctx.keys, settings, handler, stage.stream(ctx), stage.name)
         )
@@ -102,6 +136,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    _serve_health(ctx, workers, handlers)
     threads = [threading.Thread(target=w.run, name=f"relay-{w.group}") for w in workers]
     for t in threads:
         t.start()
@@ -151,7 +186,10 @@ def cmd_janitor_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.require_urls()
-    report = JanitorHandler(Context(settings)).run(args.task)
+    ctx = Context(settings)
+    ctx.redis.ping()
+    ctx.pg()  # both servers reachable, or one clear line before any task runs
+    report = JanitorHandler(ctx).run(args.task)
     print(report.model_dump_json(indent=2))
     for task, error in report.errors.items():
         print(f"mutt: janitor task {task} failed: {error}", file=sys.stderr)

@@ -48,6 +48,13 @@ class Settings(BaseModel):
         default="json", description="json (one object per line) or text"
     )
 
+    health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="workers and the relay serve /healthz, /readyz, /metrics on this port",
+    )
+    health_host: str = Field(default="0.0.0.0", description="address of that small server")  # noqa: S104
     worker_batch_size: int = Field(
         default=100, ge=1, le=10_000, description="entries a stream worker takes per read"
     )

@@ -20,6 +20,7 @@ import pg8000.native
 from cloudevents.http import CloudEvent
 
 from shared.handler import Outcome
+from shared.metrics import AUDIT_ROWS
 
 COLUMNS = (
     "event_id",
@@ -182,14 +183,27 @@ class AuditWriter:
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            write_rows(self._conn, rows)
+            written = write_rows(self._conn, rows)
         except Exception as exc:  # the database is away: keep the batch for later
+            AUDIT_ROWS.labels("failed").inc(len(rows))
             self._drop()
             return [
                 o if o.status == "reject" else Outcome.retry(f"audit write failed: {exc}")
                 for o in outcomes
             ]
+        AUDIT_ROWS.labels("written").inc(written)
+        AUDIT_ROWS.labels("duplicate").inc(len(rows) - written)
         return outcomes
+
+    def readiness(self) -> dict[str, str]:
+        """Called from the health server's thread: uses its own short connection."""
+        try:
+            conn = self._connect()
+            conn.run("SELECT 1")
+            conn.close()
+            return {"postgres": "ok"}
+        except Exception as exc:
+            return {"postgres": f"error: {type(exc).__name__}"}
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

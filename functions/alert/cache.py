@@ -20,6 +20,7 @@ import redis
 
 from functions.alert.rules import DevHosts, RuleSet
 from functions.alert.store import load_dev_hosts, load_rules, load_teams
+from shared.metrics import RULES_LOADED, RULES_RELOAD_FAILURES, RULES_RELOAD_SECONDS, RULES_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class RuleCache:
             try:
                 self._load(version)
             except Exception as exc:  # keep serving the last good rules
+                RULES_RELOAD_FAILURES.inc()
                 self.last_error = f"reload failed, serving version {snap.version}: {exc}"
                 log.error("rule reload failed; still serving version %d: %s", snap.version, exc)
 
@@ -115,6 +117,9 @@ class RuleCache:
         self._checked_at = time.monotonic()
         self.last_error = None
         self.reloads += 1
+        RULES_VERSION.set(version)
+        RULES_LOADED.set(snap.rules.stats.active)
+        RULES_RELOAD_SECONDS.observe(snap.load_seconds)
         log.info(
             "rules loaded: version %d, %d rules (%d active) in %.3fs",
             version,

@@ -23,6 +23,7 @@ from functions.alert.unhandled import Fired, UnhandledCounter
 from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.handler import Outcome
+from shared.metrics import DECISIONS, META_ALERTS, RULES_MATCHED, UNHANDLED_EVENTS
 from shared.models import (
     TYPE_ACCEPTED,
     TYPE_ALERT,
@@ -52,6 +53,16 @@ class AlertHandler:
         self.dyn = dyn
         self.default_team = default_team
 
+    def readiness(self) -> dict[str, str]:
+        """Rules loaded, and whether the last reload worked."""
+        try:
+            snap = self.cache.current()
+        except Exception as exc:
+            return {"rules": f"error: no rules loaded: {type(exc).__name__}"}
+        if self.cache.last_error:
+            return {"rules": f"ok (degraded: {self.cache.last_error[:200]})"}
+        return {"rules": "ok", "rules_version": f"ok {snap.version}"}
+
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
         snap = self.cache.current()
         outcomes: list[Outcome | None] = [None] * len(events)
@@ -65,8 +76,10 @@ class AlertHandler:
             if rule is None:
                 unmatched.append((i, event))
             else:
+                RULES_MATCHED.labels(str(rule.id)).inc()
                 outcomes[i] = Outcome.ok(*self._handled(event, rule, snap))
         if unmatched:
+            UNHANDLED_EVENTS.inc(len(unmatched))
             fired = self.counter.count(
                 [e for _, e in unmatched],
                 self.dyn.get("unhandled_threshold"),
@@ -79,6 +92,7 @@ class AlertHandler:
 
     def _handled(self, event: Event, rule: Rule, snap: Snapshot) -> list[CloudEvent]:
         environment, handling = snap.dev_hosts.decide(rule, event.hostname)
+        DECISIONS.labels(handling.value, environment).inc()
         severity = event.severity if event.severity is not None else Severity.WARNING
         alert = None
         if handling.forwards:
@@ -118,6 +132,7 @@ class AlertHandler:
         return [make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id)), audit]
 
     def _meta_alert(self, hit: Fired, snap: Snapshot) -> CloudEvent:
+        META_ALERTS.inc()
         event = hit.event
         team = snap.teams.get(event.hostname, self.default_team)
         hours = hit.window_seconds / 3600

@@ -29,6 +29,13 @@ from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.failpoints import failpoint
 from shared.handler import Outcome
+from shared.metrics import (
+    BREAKER_STATE,
+    BREAKER_VALUES,
+    DEFERRALS,
+    DELIVERIES,
+    DELIVERY_SECONDS,
+)
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
 from shared.ratelimit import SlidingWindowLimiter
 
@@ -164,13 +171,18 @@ class Deliverer:
             return
         breaker = self.breaker(sink_name)
         admission = breaker.admit(len(group))
+        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(admission.state, 0))
         admitted, blocked = group[: admission.admitted], group[admission.admitted :]
+        if blocked:
+            DEFERRALS.labels(sink_name, "breaker").inc(len(blocked))
         self._park(blocked, admission.retry_after_ms / 1000, sources, results, same_attempt=True)
         limit = self.rate_limits.get(sink_name, self.dyn.get("forward_rate_limit"))
         grant = self._limiters[sink_name].acquire(
             len(admitted), limit, self.dyn.get("forward_rate_window_ms"), all_or_nothing=False
         )
         go, wait = admitted[: grant.granted], admitted[grant.granted :]
+        if wait:
+            DEFERRALS.labels(sink_name, "rate_limit").inc(len(wait))
         self._park(wait, grant.retry_after_ms / 1000, sources, results, same_attempt=True)
         outcomes: list[bool] = []
         delivered_markers: list[str] = []
@@ -183,6 +195,8 @@ class Deliverer:
             started = time.perf_counter()
             result = _safe_send(sink, job.alert)
             latency = time.perf_counter() - started
+            DELIVERIES.labels(sink_name, result.outcome).inc()
+            DELIVERY_SECONDS.labels(sink_name).observe(latency)
             outcomes.append(result.outcome != "retry")
             consecutive = 0 if result.outcome != "retry" else consecutive + 1
             self._settle_job(job, result, latency, sources, results, delivered_markers)
@@ -195,7 +209,8 @@ class Deliverer:
             for key in delivered_markers:
                 pipe.set(key, b"1", ex=MARKER_TTL_SECONDS)
             pipe.execute()
-        breaker.record(outcomes)
+        state = breaker.record(outcomes)
+        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(state, 0))
 
     def _settle_job(
         self,
@@ -227,6 +242,7 @@ class Deliverer:
         )
         if result.retry_after_seconds:
             delay = max(delay, result.retry_after_seconds)
+        DEFERRALS.labels(job.sink, "retry").inc()
         res.later.append((self._copy(sources[job.item], job, job.attempt + 1), delay))
 
     def _park(

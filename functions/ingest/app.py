@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ from functions.ingest.foreign import parse_foreign_cloudevent
 from functions.ingest.legacy import item_id, legacy_items, parse_legacy_event
 from shared.context import Context, get_context
 from shared.http_function import json_response, serve_ops
+from shared.metrics import (
+    EVENTS_ACCEPTED,
+    EVENTS_DUPLICATE,
+    EVENTS_RECEIVED,
+    EVENTS_REJECTED,
+    INGEST_REQUESTS,
+    INGEST_SECONDS,
+    watch_streams,
+)
 from shared.models import Event, utcnow
 
 log = logging.getLogger(__name__)
@@ -76,6 +86,7 @@ class Ingest:
         self.settings = ctx.settings
         self.keys = ApiKeys(ctx.secrets)
         self.admitter = Admitter(ctx.redis, ctx.keys, ctx.dynamic)
+        watch_streams(ctx.redis, ctx.keys)
         if not self.keys.enabled:
             log.warning("ingest authentication is OFF: no secret 'ingest_api_keys' is configured")
 
@@ -84,6 +95,8 @@ class Ingest:
         if ops is not None:
             return ops
         correlation = _correlation_id(request)
+        started = time.perf_counter()
+        route = _route_label(request.path)
         try:
             parser = self._route(request)
             self._check_size(request)
@@ -93,10 +106,16 @@ class Ingest:
                 raise Problem(401, denied)
             body = self._read(request)
             parsed = parser(request, headers, body, correlation)
+            EVENTS_RECEIVED.labels(route).inc(len(parsed.events) + len(parsed.errors))
+            if parsed.errors:
+                EVENTS_REJECTED.labels("validation").inc(len(parsed.errors))
             response = self._admit(parsed)
         except Problem as p:
+            EVENTS_REJECTED.labels(_REASONS.get(p.status, str(p.status))).inc()
             response = json_response(p.body, p.status, p.headers)
         response.headers["X-Correlation-ID"] = correlation
+        INGEST_REQUESTS.labels(route, str(response.status_code)).inc()
+        INGEST_SECONDS.labels(route).observe(time.perf_counter() - started)
         return response
 
     def _route(
@@ -281,6 +300,8 @@ class Ingest:
             p = Problem(503, "event stream unavailable; retry later")
             p.headers["Retry-After"] = "1"
             raise p from None
+        EVENTS_ACCEPTED.inc(result.published)
+        EVENTS_DUPLICATE.inc(sum(result.duplicates))
         if result.refused:
             seconds = max(1, -(-result.retry_after_ms // 1000))
             p = Problem(429, "rate limit reached; retry later", retry_after_seconds=seconds)
@@ -299,6 +320,26 @@ class Ingest:
 
     def _probe(self, ctx: Context) -> dict[str, str]:
         return {"auth": "on" if self.keys.enabled else "ok (off: no ingest_api_keys)"}
+
+
+_REASONS = {
+    400: "validation",
+    401: "auth",
+    404: "route",
+    405: "route",
+    413: "size",
+    415: "content_type",
+    429: "rate_limit",
+    503: "backpressure",
+}
+
+
+def _route_label(path: str) -> str:
+    if path in LEGACY_PATHS:
+        return "legacy"
+    if path in ALERTMANAGER_PATHS:
+        return "alertmanager"
+    return "cloudevents" if path == "/" else "other"
 
 
 def _check_envelope(attrs: dict[str, object], index: int) -> None:

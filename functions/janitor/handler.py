@@ -25,6 +25,7 @@ from functions.janitor import partitions, reclaim, retention
 from functions.janitor.lock import task_lock
 from shared.context import Context
 from shared.handler import Outcome
+from shared.metrics import JANITOR_TASKS
 from shared.models import TYPE_JANITOR_REPORT, JanitorRequest
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,15 @@ class JanitorHandler:
             key = f"{self.ctx.settings.namespace}:janitor:lock:{name}"
             with task_lock(self.ctx.redis, key, self.ctx.settings.janitor_lock_seconds) as held:
                 if not held:
+                    JANITOR_TASKS.labels(name, "skipped").inc()
                     report.skipped.append(name)
                     continue
                 try:
                     result = self._task(name)()
+                    JANITOR_TASKS.labels(name, "ok").inc()
                     report.results[name] = asdict(result) if is_dataclass(result) else result  # type: ignore[arg-type]
                 except Exception as exc:  # one failing task must not stop the others
+                    JANITOR_TASKS.labels(name, "error").inc()
                     log.exception("janitor task %s failed", name)
                     report.errors[name] = f"{type(exc).__name__}: {exc}"
         return report

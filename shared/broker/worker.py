@@ -29,6 +29,7 @@ from shared.broker.streams import Entry, Settlement
 from shared.config import Settings
 from shared.envelope import FIELD, EnvelopeError, decode, encode
 from shared.handler import Handler, Outcome
+from shared.metrics import STAGE_BATCH_SECONDS, STAGE_EVENTS, STAGE_RECLAIMED
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class StreamWorker:
         self._stop = threading.Event()
         self._on_batch = on_batch
         self._next_recovery = 0.0
+        self._last_turn = time.monotonic()
         self._promoter = Promoter(r, stream)
         self._heartbeat = Heartbeat(
             r,
@@ -113,8 +115,14 @@ class StreamWorker:
             self._heartbeat.stop()
             log.info("worker %s stopped: %s", self.consumer, self.stats)
 
+    def alive(self) -> bool:
+        """The loop has turned recently (a stuck handler makes this false)."""
+        limit = max(60.0, 3 * self.settings.worker_block_ms / 1000)
+        return time.monotonic() - self._last_turn < limit
+
     def run_once(self) -> int:
         """One turn of the loop; returns the number of entries handled."""
+        self._last_turn = time.monotonic()
         entries = self._recover() if time.monotonic() >= self._next_recovery else []
         _, parked = self._promoter.promote()
         if not entries:
@@ -173,6 +181,8 @@ class StreamWorker:
             claimed += got
             self._forget(name)  # once it has nothing pending, a dead consumer is removed
         self.stats.reclaimed += len(claimed)
+        if claimed:
+            STAGE_RECLAIMED.labels(self.group).inc(len(claimed))
         return claimed
 
     def _forget(self, name: str) -> None:
@@ -185,6 +195,24 @@ class StreamWorker:
 
     def process(self, entries: list[Entry]) -> None:
         """Decode, handle, settle: the whole batch in one transaction."""
+        started = time.perf_counter()
+        before = (self.stats.acked, self.stats.dead_lettered, self.stats.retried)
+        self._process(entries)
+        acked, dead, retried = (
+            now - then
+            for now, then in zip(
+                (self.stats.acked, self.stats.dead_lettered, self.stats.retried),
+                before,
+                strict=True,
+            )
+        )
+        stage = self.group
+        STAGE_BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+        for outcome, n in (("ok", acked), ("dead_lettered", dead), ("retry", retried)):
+            if n:
+                STAGE_EVENTS.labels(stage, outcome).inc(n)
+
+    def _process(self, entries: list[Entry]) -> None:
         plan = Settlement()
         events: list[CloudEvent] = []
         held: list[Entry] = []
