@@ -20,12 +20,14 @@ from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
 from shared.redis_client import connect_redis
 from shared.secrets import Secrets
+from shared.tracing import configure_from_env
 
 
 class Context:
     """Settings plus lazily opened clients; PostgreSQL connections are per thread."""
 
     def __init__(self, settings: Settings) -> None:
+        configure_from_env()
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self._local = threading.local()

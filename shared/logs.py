@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from shared.tracing import trace_id
+
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
@@ -26,6 +28,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        trace = trace_id()
+        if trace:
+            doc["trace_id"] = trace
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 doc[key] = value

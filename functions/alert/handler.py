@@ -35,6 +35,7 @@ from shared.models import (
     alert_id_for,
     utcnow,
 )
+from shared.tracing import context_from, current_extensions, tracer
 
 SOURCE = "/mutt/alert"
 META_HOST_PREFIX = "unhandled"
@@ -67,17 +68,22 @@ class AlertHandler:
         snap = self.cache.current()
         outcomes: list[Outcome | None] = [None] * len(events)
         unmatched: list[tuple[int, Event]] = []
+        parents = [context_from(ce.get_attributes()) for ce in events]
         for i, ce in enumerate(events):
-            event = _event(ce)
-            if isinstance(event, str):
-                outcomes[i] = Outcome.reject(event)
-                continue
-            rule = snap.rules.match(event)
-            if rule is None:
-                unmatched.append((i, event))
-            else:
-                RULES_MATCHED.labels(str(rule.id)).inc()
-                outcomes[i] = Outcome.ok(*self._handled(event, rule, snap))
+            with tracer.start_as_current_span("mutt.alert", context=parents[i]) as span:
+                event = _event(ce)
+                if isinstance(event, str):
+                    outcomes[i] = Outcome.reject(event)
+                    continue
+                span.set_attribute("mutt.event_id", str(event.event_id))
+                rule = snap.rules.match(event)
+                if rule is None:
+                    span.set_attribute("mutt.rule_id", "unhandled")
+                    unmatched.append((i, event))
+                else:
+                    span.set_attribute("mutt.rule_id", rule.id)
+                    RULES_MATCHED.labels(str(rule.id)).inc()
+                    outcomes[i] = Outcome.ok(*self._handled(event, rule, snap))
         if unmatched:
             UNHANDLED_EVENTS.inc(len(unmatched))
             fired = self.counter.count(
@@ -87,7 +93,11 @@ class AlertHandler:
                 self.dyn.get("unhandled_max_fingerprints"),
             )
             for (i, _), hit in zip(unmatched, fired, strict=True):
-                outcomes[i] = Outcome.ok(self._meta_alert(hit, snap)) if hit else Outcome.ok()
+                if hit is None:
+                    outcomes[i] = Outcome.ok()
+                    continue
+                with tracer.start_as_current_span("mutt.alert.unhandled", context=parents[i]):
+                    outcomes[i] = Outcome.ok(self._meta_alert(hit, snap))
         return [o if o is not None else Outcome.reject("not decided") for o in outcomes]
 
     def _handled(self, event: Event, rule: Rule, snap: Snapshot) -> list[CloudEvent]:
@@ -129,7 +139,10 @@ class AlertHandler:
         )
         if alert is None:
             return [audit]
-        return [make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id)), audit]
+        raised = make_event(
+            TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id), **current_extensions()
+        )
+        return [raised, audit]
 
     def _meta_alert(self, hit: Fired, snap: Snapshot) -> CloudEvent:
         META_ALERTS.inc()
@@ -154,7 +167,7 @@ class AlertHandler:
             raised_at=utcnow(),
             event=event,
         )
-        return make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id))
+        return make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id), **current_extensions())
 
 
 def _event(ce: CloudEvent) -> Event | str:

@@ -38,6 +38,7 @@ from shared.metrics import (
 )
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
 from shared.ratelimit import SlidingWindowLimiter
+from shared.tracing import context_from, tracer
 
 SOURCE = "/mutt/forward"
 EXT_SINKS = "muttsinks"
@@ -193,7 +194,12 @@ class Deliverer:
                 self._park(go[n:], MIN_PARK_SECONDS, sources, results, same_attempt=True)
                 break
             started = time.perf_counter()
-            result = _safe_send(sink, job.alert)
+            parent = context_from(sources[job.item].get_attributes())
+            with tracer.start_as_current_span("mutt.forward", context=parent) as span:
+                span.set_attribute("mutt.sink", sink_name)
+                span.set_attribute("mutt.alert_id", str(job.alert.alert_id))
+                result = _safe_send(sink, job.alert)
+                span.set_attribute("mutt.outcome", result.outcome)
             latency = time.perf_counter() - started
             DELIVERIES.labels(sink_name, result.outcome).inc()
             DELIVERY_SECONDS.labels(sink_name).observe(latency)

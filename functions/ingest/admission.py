@@ -24,6 +24,7 @@ from shared.dynconfig import DynamicConfig
 from shared.envelope import encode, make_event
 from shared.models import TYPE_ACCEPTED, Event
 from shared.ratelimit import SLIDING_WINDOW_LUA
+from shared.tracing import current_extensions, tracer
 
 _SCRIPT = SLIDING_WINDOW_LUA + resources.files("functions.ingest").joinpath("admit.lua").read_text()
 SOURCE = "/mutt/ingest"
@@ -84,7 +85,15 @@ class Admitter:
         """Rate-limit, dedup and publish ``events`` (all refused, or all handled)."""
         if not events:
             return Admission(False)
-        bodies = [encode(make_event(TYPE_ACCEPTED, SOURCE, e, id=str(e.event_id))) for e in events]
+        bodies = []
+        for e in events:
+            with tracer.start_as_current_span(
+                "mutt.ingest.event", attributes={"mutt.event_id": str(e.event_id)}
+            ):
+                ce = make_event(
+                    TYPE_ACCEPTED, SOURCE, e, id=str(e.event_id), **current_extensions()
+                )
+            bodies.append(encode(ce))
         keys = [f"{self.keys.base}:rl:ingest", self.keys.events]
         keys += [f"{self.keys.base}:dedup:{e.event_id}" for e in events]
         args: list[Any] = [

@@ -31,6 +31,7 @@ import orjson
 import redis
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
+from opentelemetry.trace import SpanKind
 
 from functions.ingest.admission import Admitter
 from functions.ingest.alertmanager import parse_alertmanager
@@ -51,6 +52,7 @@ from shared.metrics import (
     watch_streams,
 )
 from shared.models import Event, utcnow
+from shared.tracing import context_from, tracer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,18 @@ class Ingest:
         correlation = _correlation_id(request)
         started = time.perf_counter()
         route = _route_label(request.path)
+        parent = context_from({k.lower(): v for k, v in request.headers.items()})
+        with tracer.start_as_current_span(
+            "mutt.ingest", context=parent, kind=SpanKind.SERVER
+        ) as span:
+            span.set_attribute("mutt.route", route)
+            response = self._serve(request, route, correlation)
+            span.set_attribute("http.status_code", response.status_code)
+        INGEST_REQUESTS.labels(route, str(response.status_code)).inc()
+        INGEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    def _serve(self, request: flask.Request, route: str, correlation: str) -> flask.Response:
         try:
             parser = self._route(request)
             self._check_size(request)
@@ -114,8 +128,6 @@ class Ingest:
             EVENTS_REJECTED.labels(_REASONS.get(p.status, str(p.status))).inc()
             response = json_response(p.body, p.status, p.headers)
         response.headers["X-Correlation-ID"] = correlation
-        INGEST_REQUESTS.labels(route, str(response.status_code)).inc()
-        INGEST_SECONDS.labels(route).observe(time.perf_counter() - started)
         return response
 
     def _route(

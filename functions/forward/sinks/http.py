@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from functions.forward.sinks.base import SendResult
+from shared.tracing import inject_headers
 
 BODY_CHARS = 300
 RETRY_STATUSES = frozenset({408, 425, 429})
@@ -99,11 +100,13 @@ def post(
     secrets: Iterable[str] = (),
 ) -> SendResult:
     """POST ``body`` (already-encoded JSON) and classify the answer; never raises."""
+    sent = {"Content-Type": "application/json", "Accept": "application/json", **headers}
+    inject_headers(sent)  # W3C traceparent: the vendor call joins the alert's trace
     try:
         response = session.post(
             url,
             data=body,
-            headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+            headers=sent,
             timeout=timeout,
             auth=auth,
             allow_redirects=False,

@@ -1,0 +1,73 @@
+"""OpenTelemetry tracing through the pipeline, with only the API as a dependency.
+
+Each stage opens one span per event. The context travels in the CloudEvent
+extensions ``traceparent`` / ``tracestate`` (so a trace survives the Redis
+hop and the Knative hop alike) and in W3C headers on outgoing HTTP. Without
+an SDK every call here is a cheap no-op. With ``opentelemetry-sdk``
+installed and the standard ``OTEL_*`` variables set (for example
+``OTEL_TRACES_EXPORTER=otlp``), ``configure_from_env`` turns tracing on;
+``opentelemetry-instrument mutt ...`` works too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("mutt")
+TRACE_EXTENSIONS = ("traceparent", "tracestate")
+
+
+def context_from(carrier: Mapping[str, Any]) -> Context:
+    """The trace context in CloudEvent attributes or HTTP headers (W3C keys)."""
+    found = {k: str(carrier[k]) for k in TRACE_EXTENSIONS if carrier.get(k)}
+    return propagate.extract(found)
+
+
+def current_extensions() -> dict[str, str]:
+    """``traceparent``/``tracestate`` of the current span, to put on an outgoing event."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {k: v for k, v in carrier.items() if k in TRACE_EXTENSIONS}
+
+
+def inject_headers(headers: MutableMapping[str, str]) -> None:
+    """W3C trace headers on an outgoing HTTP request."""
+    propagate.inject(headers)
+
+
+def trace_id() -> str | None:
+    """The current trace id (hex), for log lines."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+_configured = False
+
+
+def configure_from_env() -> bool:
+    """Install the SDK's tracer provider when the SDK is present and OTEL_* asks for it."""
+    global _configured
+    if _configured:
+        return True
+    wanted = os.environ.get("OTEL_TRACES_EXPORTER") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not wanted or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    try:
+        from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+    except ImportError:
+        log.warning("OTEL_* is set but opentelemetry-sdk is not installed: no traces")
+        return False
+    try:
+        _OTelSDKConfigurator().configure()  # type: ignore[no-untyped-call]
+    except Exception as exc:  # a bad exporter setting must not stop the pipeline
+        log.warning("tracing not configured: %s", exc)
+        return False
+    _configured = True
+    return True
