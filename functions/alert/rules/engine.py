@@ -1,7 +1,9 @@
 """``RuleSet``: the compiled, indexed rule engine the alert function runs.
 
-Build once per rule load; then each event costs one trie walk, one
-Aho-Corasick pass and a few FilteredRE2 scans, however many rules exist.
+Build once per rule load; then each event costs one trie walk, two
+Aho-Corasick passes (contains needles, regex literals), RE2 runs of only
+the regexes whose required literals all occur, and one FilteredRE2 scan
+per shard of the few regexes without a provable literal.
 Every index returns candidates as ranks (position in (priority, id) order);
 the lowest rank whose remaining conditions hold wins, which is exactly the
 first match of the reference loop.
@@ -17,10 +19,23 @@ from typing import Any
 from .candidates import message_candidate, oid_candidate
 from .explain import Explanation, explain_rules
 from .literal_index import LiteralIndex
+from .literals import required_literals
 from .model import MatchType, Rule, RuleError, validate_rule
 from .oid_trie import OidTrie
-from .regex_index import DEFAULT_SHARD_SIZE, RegexIndex
+from .regex_prefilter import RegexPrefilter
+from .regex_shards import DEFAULT_SHARD_SIZE, RegexShards
 from .semantics import EventLike, PreparedEvent
+
+# Below this many active regexes one FilteredRE2 (a single C++ call) beats the
+# literal prefilter's extra Aho-Corasick pass; above it the prefilter wins and
+# keeps winning (bench/rules_bench.py: crossover between ~350 and ~1,000).
+AUTO_PREFILTER_MIN_REGEXES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    regex_shard_size: int
+    prefilter_regexes: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +47,8 @@ class RuleSetStats:
     needles: int
     oid_prefixes: int
     regexes: int
+    regex_literals: int
+    sharded_regexes: int
     regex_shards: int
     unfiltered_regexes: int
     rejected: int
@@ -46,37 +63,55 @@ class RuleSet:
         rules: tuple[Rule, ...],
         active: tuple[Rule, ...],
         rejected: tuple[RuleError, ...],
-        indexes: tuple[OidTrie, LiteralIndex, RegexIndex],
+        indexes: tuple[OidTrie, LiteralIndex, RegexPrefilter, RegexShards],
         build_seconds: float,
     ) -> None:
         self.rules = rules
         self.rejected = rejected
         self._active = active
-        self._trie, self._literals, self._regexes = indexes
+        self._trie, self._literals, self._prefilter, self._shards = indexes
         self.stats = RuleSetStats(
             rules=len(rules),
             active=len(active),
             needles=self._literals.size,
             oid_prefixes=self._trie.size,
-            regexes=self._regexes.size,
-            regex_shards=self._regexes.shards,
-            unfiltered_regexes=self._regexes.unfiltered,
+            regexes=self._prefilter.size + self._shards.size,
+            regex_literals=self._prefilter.literals,
+            sharded_regexes=self._shards.size,
+            regex_shards=self._shards.shards,
+            unfiltered_regexes=self._shards.unfiltered,
             rejected=len(rejected),
             build_seconds=build_seconds,
         )
 
     @classmethod
     def compile(
-        cls, rules: Iterable[Rule], *, regex_shard_size: int = DEFAULT_SHARD_SIZE
+        cls,
+        rules: Iterable[Rule],
+        *,
+        regex_shard_size: int = DEFAULT_SHARD_SIZE,
+        prefilter_regexes: bool | None = None,
     ) -> RuleSet:
-        """Index ``rules``; a duplicate id or a pattern RE2 refuses is rejected, not fatal."""
-        return cls._compile(rules, [], regex_shard_size)
+        """Index ``rules``; a duplicate id or a pattern RE2 refuses is rejected, not fatal.
+
+        ``prefilter_regexes``: ``None`` (auto) uses the literal prefilter when
+        there are more than ``AUTO_PREFILTER_MIN_REGEXES`` active regexes;
+        ``False`` sends every regex to FilteredRE2 shards, ``True`` every
+        regex with a provable literal to the prefilter.
+        """
+        options = _Options(regex_shard_size, prefilter_regexes)
+        return cls._compile(list(rules), [], options, time.perf_counter())
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[Mapping[str, Any]], *, regex_shard_size: int = DEFAULT_SHARD_SIZE
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        regex_shard_size: int = DEFAULT_SHARD_SIZE,
+        prefilter_regexes: bool | None = None,
     ) -> RuleSet:
         """Validate raw rows (DB or YAML) and compile; invalid rows land in ``rejected``."""
+        started = time.perf_counter()
         valid: list[Rule] = []
         errors: list[RuleError] = []
         for number, row in enumerate(rows, 1):
@@ -84,13 +119,13 @@ class RuleSet:
                 valid.append(validate_rule(row, where=f"#{number}"))
             except RuleError as exc:
                 errors.append(exc)
-        return cls._compile(valid, errors, regex_shard_size)
+        options = _Options(regex_shard_size, prefilter_regexes)
+        return cls._compile(valid, errors, options, started)
 
     @classmethod
     def _compile(
-        cls, rules: Iterable[Rule], errors: list[RuleError], shard_size: int
+        cls, rules: list[Rule], errors: list[RuleError], options: _Options, started: float
     ) -> RuleSet:
-        started = time.perf_counter()
         seen: set[int] = set()
         accepted: list[Rule] = []
         for rule in rules:
@@ -102,31 +137,35 @@ class RuleSet:
         accepted.sort(key=lambda r: r.rank)
         active = [r for r in accepted if r.is_active]
 
-        oids, needles, patterns = [], [], []
+        prefilter = options.prefilter_regexes
+        if prefilter is None:
+            regexes = sum(1 for r in active if r.match_type is MatchType.REGEX)
+            prefilter = regexes > AUTO_PREFILTER_MIN_REGEXES
+        oids, needles, prefiltered, sharded = [], [], [], []
         for rank, rule in enumerate(active):
             if rule.match_type is MatchType.OID_PREFIX:
                 oids.append((rule.trap_oid or "", oid_candidate(rank, rule)))
             if rule.match_type is MatchType.REGEX:
-                patterns.append((rule.match_string or "", message_candidate(rank, rule)))
+                pattern = rule.match_string or ""
+                literals = required_literals(pattern) if prefilter else ()
+                if literals:
+                    prefiltered.append((literals, message_candidate(rank, rule), rule.regex))
+                else:
+                    sharded.append((pattern, message_candidate(rank, rule)))
             elif rule.needle is not None:
                 needles.append((rule.needle, message_candidate(rank, rule)))
-        regexes = RegexIndex(patterns, shard_size)
-        if regexes.rejected:  # drop refused rules everywhere so answers stay consistent
-            refused = {active[c.rank].id for c, _ in regexes.rejected}
+        shards = RegexShards(sharded, options.regex_shard_size)
+        if shards.rejected:  # drop refused rules everywhere so answers stay consistent
+            refused = {active[c.rank].id for c, _ in shards.rejected}
             errors.extend(
                 RuleError(str(active[c.rank].id), [("match_string", why)])
-                for c, why in regexes.rejected
+                for c, why in shards.rejected
             )
             kept = [r for r in accepted if r.id not in refused]
-            return cls._compile(kept, errors, shard_size)
-        indexes = (OidTrie(oids), LiteralIndex(needles), regexes)
-        return cls(
-            tuple(accepted),
-            tuple(active),
-            tuple(errors),
-            indexes,
-            time.perf_counter() - started,
-        )
+            return cls._compile(kept, errors, options, started)
+        indexes = (OidTrie(oids), LiteralIndex(needles), RegexPrefilter(prefiltered), shards)
+        built = time.perf_counter() - started
+        return cls(tuple(accepted), tuple(active), tuple(errors), indexes, built)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -137,7 +176,8 @@ class RuleSet:
         bound = len(self._active)
         bound = self._trie.best(prepared, bound)
         bound = self._literals.best(prepared, bound)
-        bound = self._regexes.best(prepared, bound)
+        bound = self._prefilter.best(prepared, bound)
+        bound = self._shards.best(prepared, bound)
         return self._active[bound] if bound < len(self._active) else None
 
     def explain(self, event: EventLike, *, limit: int | None = None) -> Explanation:

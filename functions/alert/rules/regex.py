@@ -8,6 +8,7 @@ so they can only differ in indexing, never in regex dialect or options.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -34,8 +35,13 @@ def regex_options() -> Any:
     return options
 
 
+# Rules are re-validated on every reload; most patterns have not changed.
+_CACHE_SIZE = 1 << 17
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
 def compile_regex(pattern: str) -> Any:
-    """Compile for matching; raise ``ValueError`` carrying RE2's reason."""
+    """Compile for matching (cached); raise ``ValueError`` carrying RE2's reason."""
     try:
         return re2.compile(pattern, regex_options())
     except re2.error as exc:

@@ -1,4 +1,8 @@
-"""Regex index: RE2's FilteredRE2 (``re2.Filter``), sharded in rank order.
+"""Fallback regex index: RE2's FilteredRE2 (``re2.Filter``), sharded in rank order.
+
+Used for the regexes ``literals.required_literals`` finds no literal for
+(RE2-only syntax such as ``[[:digit:]]``, or none at all such as ``^\\S+$``),
+so in a typical rule set it holds few patterns and a single shard.
 
 FilteredRE2 extracts the literal atoms each pattern requires, scans the
 message once for all atoms with an RE2 set, and runs only the patterns
@@ -36,7 +40,7 @@ class _Shard:
     candidates: tuple[Candidate, ...]
 
 
-class RegexIndex:
+class RegexShards:
     """Regex rules in FilteredRE2 shards; ``rejected`` lists what RE2 refused."""
 
     def __init__(
@@ -67,7 +71,8 @@ class RegexIndex:
             try:
                 flt.Add(pattern, options)
             except re2.error as exc:
-                self.rejected.append((candidate, f"RE2 Filter refused the pattern: {error_text(exc)}"))
+                why = f"RE2 Filter refused the pattern: {error_text(exc)}"
+                self.rejected.append((candidate, why))
                 continue
             kept.append((pattern, candidate))
         if not kept:
@@ -76,7 +81,8 @@ class RegexIndex:
             flt.Compile()
         except re2.error as exc:
             if len(kept) == 1:
-                self.rejected.append((kept[0][1], f"RE2 Filter could not compile it: {error_text(exc)}"))
+                why = f"RE2 Filter could not compile it: {error_text(exc)}"
+                self.rejected.append((kept[0][1], why))
                 return
             half = len(kept) // 2
             self._build(kept[:half])
