@@ -310,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("docs/schemas"))
     p.set_defaults(func=cmd_schemas)
+
+    from mutt.commands import audit, dlq, rules, status
+    from mutt.commands import config as config_cmd
+
+    for group in (rules, config_cmd, audit, status, dlq):
+        group.register(sub)
     return parser
 
 

@@ -94,6 +94,13 @@ class Settings(BaseModel):
         default=None,
         description="YAML file of sinks and routes; unset = every alert to the file sink",
     )
+    vault_addr: str | None = Field(default=None, description="Vault address; unset = no Vault")
+    vault_role_id: str | None = Field(default=None, description="AppRole role id")
+    vault_secret_id_file: Path | None = Field(
+        default=None, description="file holding the AppRole secret id"
+    )
+    vault_mount: str = Field(default="secret", description="KV v2 mount")
+    vault_path: str = Field(default="mutt", description="KV v2 entry holding MUTT's secrets")
     sink_file: Path | None = Field(
         default=None, description="file sink path (JSON lines); default <data_dir>/alerts.jsonl"
     )

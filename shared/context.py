@@ -18,9 +18,11 @@ from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
 from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
+from shared.errors import ConfigError
 from shared.redis_client import connect_redis
 from shared.secrets import Secrets
 from shared.tracing import configure_from_env
+from shared.vault import VaultSource
 
 
 class Context:
@@ -34,7 +36,18 @@ class Context:
 
     @cached_property
     def secrets(self) -> Secrets:
-        return Secrets(self.settings.secrets_dir)
+        s = self.settings
+        vault = None
+        if s.vault_addr:
+            if not s.vault_role_id or not s.vault_secret_id_file:
+                raise ConfigError(
+                    "MUTT_VAULT_ADDR is set: MUTT_VAULT_ROLE_ID and MUTT_VAULT_SECRET_ID_FILE"
+                    " are needed too"
+                )
+            vault = VaultSource(
+                s.vault_addr, s.vault_role_id, s.vault_secret_id_file, s.vault_mount, s.vault_path
+            )
+        return Secrets(s.secrets_dir, vault=vault)
 
     @cached_property
     def dynamic(self) -> DynamicConfig:
@@ -43,14 +56,20 @@ class Context:
     @cached_property
     def redis(self) -> redis.Redis:
         url, _ = self.settings.require_urls()
-        return connect_redis(url)
+        return connect_redis(url, passwords=self._rotation("redis_password"))
+
+    def _rotation(self, name: str) -> list[str]:
+        """The CURRENT/NEXT pair of a rotated password, from the secret chain."""
+        return [v for v in (self.secrets.get(name), self.secrets.get(f"{name}_next")) if v]
 
     def pg(self) -> pg8000.native.Connection:
         """This thread's connection (pg8000 connections are not thread-safe)."""
         conn: pg8000.native.Connection | None = getattr(self._local, "pg", None)
         if conn is None:
             _, url = self.settings.require_urls()
-            conn = connect_pg(url, self.settings.database_schema)
+            conn = connect_pg(
+                url, self.settings.database_schema, passwords=self._rotation("database_password")
+            )
             self._local.pg = conn
         return conn
 

@@ -1,11 +1,11 @@
-"""Secrets through one provider chain: mounted files, then environment variables.
+"""Secrets through one provider chain: Vault, then mounted files, then environment.
 
-A secret named ``ingest_api_keys`` is read from ``<MUTT_SECRETS_DIR>/ingest_api_keys``
-(a Kubernetes / Knative secret mounted as files) or else from the
-environment variable ``MUTT_SECRET_INGEST_API_KEYS``. Values are cached
-briefly and re-read, so a rotated secret takes effect without a restart.
-Secret values are never logged or put into events; errors name the secret,
-never its value. (Vault via hvac joins this chain with the secrets issue.)
+A secret named ``ingest_api_keys`` is read from the Vault KV entry (when
+``MUTT_VAULT_ADDR`` is set), else from ``<MUTT_SECRETS_DIR>/ingest_api_keys``
+(a Kubernetes / Knative secret mounted as files), else from the environment
+variable ``MUTT_SECRET_INGEST_API_KEYS``. Values are cached briefly and
+re-read, so a rotated secret takes effect without a restart. Secret values
+are never logged or put into events; errors name the secret, never its value.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.errors import MuttError
+from shared.vault import VaultSource
+
 ENV_PREFIX = "MUTT_SECRET_"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class SecretError(LookupError):
+class SecretError(MuttError, LookupError):
     """A secret that is required but absent, or a bad secret name."""
 
 
@@ -33,8 +36,10 @@ class Secrets:
         directory: Path | None,
         environ: Mapping[str, str] | None = None,
         refresh_seconds: float = 30.0,
+        vault: VaultSource | None = None,
     ) -> None:
         self.directory = directory
+        self.vault = vault
         self._env = os.environ if environ is None else environ
         self._refresh = refresh_seconds
         self._cache: dict[str, tuple[float, str | None]] = {}
@@ -63,6 +68,10 @@ class Secrets:
         return value
 
     def _read(self, name: str) -> str | None:
+        if self.vault is not None:
+            value = self.vault.get(name)
+            if value is not None:
+                return value.strip()
         if self.directory is not None:
             path = self.directory / name
             try:

@@ -26,6 +26,7 @@ from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.db.connection import connect_pg
 from shared.db.migrate import migrate
+from tests.forward.vendor import VendorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,3 +135,17 @@ def demo_rules(settings: Settings, pg: pg8000.native.Connection, r: redis.Redis)
     insert_catalog(pg, r, settings.namespace, parse_catalog(yaml.safe_load(raw)))
     yield
     pg.run("DELETE FROM alert_rules; DELETE FROM development_hosts; DELETE FROM device_teams")
+
+
+@pytest.fixture(scope="session")
+def vendor_server() -> Iterator[VendorServer]:
+    server = VendorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def vendor(vendor_server: VendorServer) -> Iterator[VendorServer]:
+    vendor_server.reset()
+    yield vendor_server
+    vendor_server.reset()

@@ -9,6 +9,7 @@ stderr so stdout stays machine-readable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import getpass
 import os
@@ -42,11 +43,30 @@ class RefusedError(MuttError):
     """A destructive step was not confirmed (``--yes``), or state moved under us."""
 
 
+_opened: list[Context] = []
+
+
 def open_context() -> Context:
-    """Settings from the environment plus clients; both servers are required."""
+    """Settings from the environment plus clients; both servers are required.
+
+    Clients are closed when the ``guarded`` command returns, so commands
+    called in-process (tests, scripts) leave no connections behind.
+    """
     settings = load_settings()
     settings.require_urls()
-    return Context(settings)
+    ctx = Context(settings)
+    _opened.append(ctx)
+    return ctx
+
+
+def _close_opened() -> None:
+    while _opened:
+        ctx = _opened.pop()
+        ctx.drop_pg()
+        client = ctx.__dict__.get("redis")  # only if the cached client was created
+        if client is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                client.close()
 
 
 def _pg_message(exc: Exception) -> tuple[str, str]:
@@ -64,6 +84,10 @@ def guarded(func: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
+        except BrokenPipeError:  # `mutt ... | head`: the reader has all it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise UnreachableError(f"lost the connection to Redis: {exc}") from None
         except redis.RedisError as exc:
@@ -77,10 +101,8 @@ def guarded(func: Command) -> Command:
             raise MuttError(f"PostgreSQL: {message}") from None
         except (pg8000.native.InterfaceError, ConnectionError) as exc:
             raise UnreachableError(f"lost the connection to PostgreSQL: {exc}") from None
-        except BrokenPipeError:  # `mutt ... | head`: the reader has all it wanted
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return 0
+        finally:
+            _close_opened()
 
     return run
 
@@ -207,6 +229,28 @@ def shorten(text: str | None, width: int) -> str:
     """One line, at most ``width`` characters, for a table cell."""
     flat = " ".join((text or "").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+    """``priority 5 → 7; team 'A' → 'B'``: the fields that differ."""
+    old, new = old or {}, new or {}
+    parts = [
+        f"{key} {shorten(repr(old.get(key)), 40)} → {shorten(repr(new.get(key)), 40)}"
+        for key in dict.fromkeys([*old, *new])
+        if old.get(key) != new.get(key)
+    ]
+    return "; ".join(parts)
+
+
+def describe_rule(values: Mapping[str, Any]) -> str:
+    """One line for a rule in diffs and audit listings."""
+    what = values.get("match_string") or values.get("trap_oid") or ""
+    return (
+        f"{values.get('match_type')} '{shorten(str(what), 60)}', priority {values.get('priority')}"
+        f" → {values.get('team_assignment')}"
+        f" ({values.get('prod_handling')}/{values.get('dev_handling')})"
+        + ("" if values.get("is_active", True) else ", inactive")
+    )
 
 
 def operator_name(by: str | None) -> str:

@@ -130,6 +130,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     return 0
 
 
+@guarded
 def cmd_env(args: argparse.Namespace) -> int:
     """The static settings: no server is needed to list them."""
     rows = []
@@ -159,7 +160,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=cmd_list)
 
     p = add_command(
-        sub, "get", "the value in force of one setting", "example:\n  mutt config get breaker_threshold"
+        sub,
+        "get",
+        "the value in force of one setting",
+        "example:\n  mutt config get breaker_threshold",
     )
     p.add_argument("key", help="setting name (see `mutt config list`)")
     p.set_defaults(func=cmd_get)

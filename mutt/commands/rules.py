@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pg8000.native
+import redis
 import yaml
 
 from functions.alert.cache import bump_version
@@ -41,7 +42,9 @@ from mutt.commands.common import (
     NotFoundError,
     RefusedError,
     add_command,
+    changed_fields,
     confirm,
+    describe_rule,
     format_time,
     guarded,
     json_line,
@@ -52,7 +55,8 @@ from mutt.commands.common import (
     shorten,
     write_config_audit,
 )
-from shared.models import Event, event_id_for, parse_severity
+from shared.errors import MuttError
+from shared.models import Event, Severity, event_id_for, parse_severity
 
 EPILOG = """examples:
   mutt rules list
@@ -230,27 +234,6 @@ def build_plan(state: State, desired: Desired, *, prune: bool) -> list[ConfigCha
 # ---------------------------------------------------------------- diff text
 
 
-def _describe_rule(values: Mapping[str, Any]) -> str:
-    what = values.get("match_string") or values.get("trap_oid") or ""
-    return (
-        f"{values.get('match_type')} {shorten(repr(what), 60)}, priority {values.get('priority')}"
-        f" → {values.get('team_assignment')}"
-        f" ({values.get('prod_handling')}/{values.get('dev_handling')})"
-        + ("" if values.get("is_active", True) else ", inactive")
-    )
-
-
-def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
-    """``priority 5 → 7; team 'A' → 'B'``: the fields that differ."""
-    old, new = old or {}, new or {}
-    parts = [
-        f"{key} {shorten(repr(old.get(key)), 40)} → {shorten(repr(new.get(key)), 40)}"
-        for key in dict.fromkeys([*old, *new])
-        if old.get(key) != new.get(key)
-    ]
-    return "; ".join(parts)
-
-
 def render_plan(changes: Sequence[ConfigChange]) -> str:
     """The diff, grouped by table: + created, ~ changed, - deleted."""
     lines: list[str] = []
@@ -268,7 +251,7 @@ def render_plan(changes: Sequence[ConfigChange]) -> str:
                 if c.operation == "UPDATE":
                     text = changed_fields(c.old_values, c.new_values)
                 else:
-                    text = _describe_rule(c.new_values or c.old_values or {})
+                    text = describe_rule(c.new_values or c.old_values or {})
             elif table == TABLE_TEAMS:
                 name = c.record_id
                 old = (c.old_values or {}).get("team_assignment")
@@ -444,12 +427,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out: Path = args.out
-    try:
+    try:  # write then rename: a failed export never leaves half a rules file
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
             "w", dir=out.parent, prefix=f".{out.name}.", delete=False, encoding="utf-8"
         ) as tmp:
-            tmp.write(text)
+            try:
+                tmp.write(text)
+            except OSError:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
         Path(tmp.name).replace(out)
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -469,7 +456,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     ctx = open_context()
     conn = ctx.pg()
     prune = not args.no_prune
-    shown = build_plan(read_state(conn), desired, prune=prune)
+    state = read_state(conn)
+    shown = build_plan(state, desired, prune=prune)
+    if prune and state.rules and not desired.rules:
+        say("warning: the file has no rules, so every rule is deleted (--no-prune keeps them)")
     if not shown:
         print("no changes: the database already matches the file")
         return 0
@@ -479,6 +469,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print("dry run: nothing was changed")
         return 0
     confirm(f"apply {len(shown)} changes?", args.yes)
+    r = ctx.redis  # connect (and fail) before the commit, not after it
     correlation_id = str(uuid.uuid4())
     say(f"applying {len(shown)} changes in one transaction ...")
     applied = apply_plan(
@@ -490,7 +481,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
         reason=reason,
         correlation_id=correlation_id,
     )
-    version = bump_version(ctx.redis, ctx.settings.namespace)
+    try:
+        version = bump_version(r, ctx.settings.namespace)
+    except redis.RedisError as exc:
+        raise MuttError(
+            f"applied {len(applied)} changes (correlation id {correlation_id}) but could not"
+            f" tell the alert instances ({exc}); run `mutt rules reload` once Redis is back"
+        ) from None
     print(
         f"applied {len(applied)} changes (correlation id {correlation_id});"
         f" rules version {version}, alert instances reload within a second"
@@ -498,15 +495,35 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+@guarded
+def cmd_reload(args: argparse.Namespace) -> int:
+    """For rows changed behind MUTT's back (SQL by hand, a restore)."""
+    ctx = open_context()
+    version = bump_version(ctx.redis, ctx.settings.namespace)
+    print(f"rules version {version}: alert instances reload within a second")
+    return 0
+
+
 def _rule_row(conn: pg8000.native.Connection, rule_id: int) -> tuple[dict[str, Any], list[Any]]:
     rows = conn.run(
-        _SELECT_RULES.replace(" FROM", ", created_at, updated_at FROM") + " WHERE id = :id",
+        "SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
+        " prod_handling, dev_handling, team_assignment, is_active, description,"
+        " created_at, updated_at FROM alert_rules WHERE id = :id",
         id=rule_id,
     )
     if not rows:
         raise NotFoundError(f"no rule with id {rule_id} (see `mutt rules list`)")
     row = rows[0]
     return _row_values(row[:11]), list(row[11:])
+
+
+def _severity_label(value: object) -> str:
+    if value is None:
+        return "-"
+    try:
+        return Severity(int(str(value))).label
+    except ValueError:
+        return str(value)
 
 
 @guarded
@@ -523,7 +540,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             v["match_type"],
             shorten(v["match_string"] or "", 48) or "-",
             v["trap_oid"] or "-",
-            v["syslog_severity"] if v["syslog_severity"] is not None else "-",
+            _severity_label(v["syslog_severity"]),
             v["prod_handling"],
             v["dev_handling"],
             v["team_assignment"],
@@ -674,6 +691,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="keep rules, hosts and teams that are absent from the file",
     )
     p.set_defaults(func=cmd_apply)
+
+    p = add_command(
+        sub,
+        "reload",
+        "tell every alert instance to reload rules, hosts and teams now",
+        "Needed only after changing the tables without `mutt rules apply` (SQL, a restore).\n\n"
+        "example:\n  mutt rules reload",
+    )
+    p.set_defaults(func=cmd_reload)
 
     p = add_command(
         sub,

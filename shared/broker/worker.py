@@ -30,6 +30,7 @@ from shared.config import Settings
 from shared.envelope import FIELD, EnvelopeError, decode, encode
 from shared.handler import Handler, Outcome
 from shared.metrics import STAGE_BATCH_SECONDS, STAGE_EVENTS, STAGE_RECLAIMED
+from shared.redis_client import recover_auth
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,10 @@ class StreamWorker:
                 try:
                     self.run_once()
                     failures = 0
+                except redis.AuthenticationError:
+                    if not recover_auth(self.r):  # rotation: try the other password
+                        failures += 1
+                        self._stop.wait(min(5.0, 0.1 * 2**failures))
                 except redis.RedisError as exc:
                     failures += 1
                     delay = min(5.0, 0.1 * 2**failures)

@@ -59,26 +59,44 @@ def parse_database_url(url: str) -> PgTarget:
 
 
 def connect_pg(
-    url: str, schema: str = "public", *, timeout: float = 10.0
+    url: str, schema: str = "public", *, timeout: float = 10.0, passwords: list[str] | None = None
 ) -> pg8000.native.Connection:
-    """A native pg8000 connection with ``search_path`` set; ``UnreachableError`` if down."""
+    """A native pg8000 connection with ``search_path`` set; ``UnreachableError`` if down.
+
+    ``passwords`` (CURRENT then NEXT of a rotation) are tried in turn when
+    the URL has none, so a rotated database password needs no restart:
+    every new connection finds the one that works.
+    """
     target = parse_database_url(url)
-    try:
-        conn = pg8000.native.Connection(
-            user=target.user,
-            password=target.password,
-            database=target.database,
-            host=target.host or "localhost",
-            port=target.port,
-            unix_sock=target.unix_sock,
-            timeout=timeout,
-            application_name="mutt",
-        )
-    except (pg8000.native.InterfaceError, OSError) as exc:
-        raise UnreachableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from None
-    except pg8000.native.DatabaseError as exc:
+    candidates: list[str | None] = []
+    if target.password:
+        candidates.append(target.password)
+    else:
+        candidates.extend(passwords or [])
+    if not candidates:
+        candidates.append(None)
+    refused: Exception | None = None
+    for password in candidates:
+        try:
+            conn = pg8000.native.Connection(
+                user=target.user,
+                password=password,
+                database=target.database,
+                host=target.host or "localhost",
+                port=target.port,
+                unix_sock=target.unix_sock,
+                timeout=timeout,
+                application_name="mutt",
+            )
+            break
+        except (pg8000.native.InterfaceError, OSError) as exc:
+            raise UnreachableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from None
+        except pg8000.native.DatabaseError as exc:
+            refused = exc
+    else:
+        assert refused is not None
         raise UnreachableError(
-            f"PostgreSQL at {redact(url)} refused the connection: {_msg(exc)}"
+            f"PostgreSQL at {redact(url)} refused the connection: {_msg(refused)}"
         ) from None
     if schema != "public":
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')

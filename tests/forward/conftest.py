@@ -11,22 +11,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.forward.vendor import VendorServer
-
-
-@pytest.fixture(scope="session")
-def vendor_server() -> Iterator[VendorServer]:
-    server = VendorServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def vendor(vendor_server: VendorServer) -> Iterator[VendorServer]:
-    vendor_server.reset()
-    yield vendor_server
-    vendor_server.reset()
-
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:

@@ -1,0 +1,272 @@
+"""``mutt status``: is the pipeline keeping up, and does anything need a person?
+
+One screen with the numbers an operator checks first: backlog per stream
+and consumer group (pending, lag, age of the oldest pending entry), parked
+retries, dead letters, circuit breakers, the rule set in force and the
+audit partitions. Ages use the Redis server's clock, so a skewed operator
+laptop does not distort them. ``--check`` exits 1 when something needs
+attention, for cron or a monitoring probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import date
+from typing import Any
+
+import pg8000.native
+import redis
+
+from functions.alert.cache import version_key
+from mutt.commands.common import (
+    add_command,
+    format_age,
+    guarded,
+    json_line,
+    open_context,
+    render_table,
+    stream_id_ms,
+)
+from shared.broker.keys import Keys
+from shared.broker.schedule import schedule_keys
+from shared.context import Context
+
+EPILOG = """examples:
+  mutt status
+  mutt status --json | jq '.streams[] | {name, length}'
+  mutt status --check || echo 'MUTT needs attention'
+"""
+
+DEFAULT_ROWS_CAP = 1_000_000
+_MONTH = re.compile(r"_(\d{4})_(\d{2})$")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _now_ms(r: redis.Redis) -> int:
+    seconds, micros = r.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def stream_status(r: redis.Redis, keys: Keys, stream: str, now_ms: int) -> dict[str, Any]:
+    """Length, parked entries and per-group backlog of one stream."""
+    zset, _ = schedule_keys(stream)
+    parked = int(r.zcard(zset))
+    first: Any = r.zrange(zset, 0, 0, withscores=True)
+    info: dict[str, Any] = {
+        "name": stream.removeprefix(keys.base + ":"),
+        "key": stream,
+        "length": int(r.xlen(stream)),
+        "parked": parked,
+        "next_parked_due_seconds": (
+            max(0.0, (float(first[0][1]) - now_ms) / 1000) if first else None
+        ),
+        "groups": [],
+    }
+    try:
+        groups: Any = r.xinfo_groups(stream)
+    except redis.ResponseError:  # no such stream yet
+        groups = []
+    for g in groups:
+        name = _text(g["name"])
+        summary: Any = r.xpending(stream, name)
+        oldest = summary.get("min") if summary else None
+        lag = g.get("lag")
+        info["groups"].append(
+            {
+                "name": name,
+                "consumers": int(g["consumers"]),
+                "pending": int(g["pending"]),
+                "lag": int(lag) if lag is not None else None,
+                "oldest_pending_age_seconds": (
+                    max(0.0, (now_ms - stream_id_ms(_text(oldest))) / 1000) if oldest else None
+                ),
+                "last_delivered_id": _text(g["last-delivered-id"]),
+            }
+        )
+    return info
+
+
+def breaker_status(r: redis.Redis, keys: Keys, now_ms: int) -> list[dict[str, Any]]:
+    """Every sink's circuit breaker found under ``<base>:breaker:*``."""
+    prefix = f"{keys.base}:breaker:"
+    found = []
+    for raw_key in r.scan_iter(match=prefix + "*", count=1000):
+        key = _text(raw_key)
+        fields = {_text(k): _text(v) for k, v in r.hgetall(key).items()}
+        opened = int(fields.get("opened_at", "0") or 0)
+        state = fields.get("state", "closed")
+        found.append(
+            {
+                "sink": key.removeprefix(prefix),
+                "state": state,
+                "failures": int(fields.get("failures", "0") or 0),
+                "opened_seconds_ago": (
+                    max(0.0, (now_ms - opened) / 1000) if opened and state != "closed" else None
+                ),
+            }
+        )
+    return sorted(found, key=lambda b: str(b["sink"]))
+
+
+def audit_partitions(conn: pg8000.native.Connection) -> dict[str, Any]:
+    """Monthly partitions present, how far ahead they reach, rows stuck in DEFAULT."""
+    names = [
+        str(r[0])
+        for r in conn.run(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'event_audit_log'::regclass ORDER BY c.relname"
+        )
+    ]
+    months = [(int(m[1]), int(m[2]), n) for n in names if (m := _MONTH.search(n))]
+    today: date = conn.run("SELECT current_date")[0][0]
+    newest = max(months) if months else None
+    default_rows = int(
+        conn.run(
+            "SELECT count(*) FROM (SELECT 1 FROM event_audit_log_default LIMIT :cap) AS s",
+            cap=DEFAULT_ROWS_CAP + 1,
+        )[0][0]
+    )
+    return {
+        "partitions": len(months),
+        "newest": newest[2] if newest else None,
+        "months_ahead": (
+            (newest[0] - today.year) * 12 + newest[1] - today.month if newest else None
+        ),
+        "default_rows": default_rows,
+        "default_rows_capped": default_rows > DEFAULT_ROWS_CAP,
+    }
+
+
+def collect(ctx: Context) -> dict[str, Any]:
+    """The whole status as one JSON-able document."""
+    r, keys = ctx.redis, ctx.keys
+    now_ms = _now_ms(r)
+    streams = [stream_status(r, keys, s, now_ms) for s in keys.all_streams()]
+    conn = ctx.pg()
+    count, active = conn.run("SELECT count(*), count(*) FILTER (WHERE is_active) FROM alert_rules")[
+        0
+    ]
+    raw_version = r.get(version_key(ctx.settings.namespace))
+    doc: dict[str, Any] = {
+        "namespace": ctx.settings.namespace,
+        "schema": ctx.settings.database_schema,
+        "streams": streams,
+        "dlq": {
+            s["name"].removeprefix("dlq:"): s["length"]
+            for s in streams
+            if s["name"].startswith("dlq:")
+        },
+        "breakers": breaker_status(r, keys, now_ms),
+        "rules": {
+            "version": int(_text(raw_version)) if raw_version else 0,
+            "count": int(count),
+            "active": int(active),
+        },
+        "audit": audit_partitions(conn),
+    }
+    doc["attention"] = attention(doc)
+    return doc
+
+
+def attention(doc: dict[str, Any]) -> list[str]:
+    """What an operator should look at, in words (empty when all is well)."""
+    notes = [
+        f"{n} dead letters in dlq:{stage} (mutt dlq list --stage {stage})"
+        for stage, n in doc["dlq"].items()
+        if n
+    ]
+    notes += [
+        f"breaker of sink {b['sink']} is {b['state']}"
+        for b in doc["breakers"]
+        if b["state"] != "closed"
+    ]
+    audit = doc["audit"]
+    if audit["months_ahead"] is None or audit["months_ahead"] < 1:
+        notes.append("no audit partition for next month (mutt janitor run --task partitions)")
+    if audit["default_rows"]:
+        notes.append(
+            f"{audit['default_rows']} rows in the DEFAULT audit partition"
+            " (mutt janitor run --task partitions)"
+        )
+    if doc["rules"]["active"] == 0:
+        notes.append("no active rules: every event is unhandled (mutt rules apply)")
+    return notes
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The status as aligned text sections."""
+    rows = []
+    for s in doc["streams"]:
+        due = s["next_parked_due_seconds"]
+        parked = f"{s['parked']}" + (f" (next {format_age(due)})" if s["parked"] else "")
+        if not s["groups"]:
+            rows.append((s["name"], s["length"], parked, "-", "-", "-", "-", "-"))
+        for g in s["groups"]:
+            rows.append(
+                (
+                    s["name"],
+                    s["length"],
+                    parked,
+                    g["name"],
+                    g["consumers"],
+                    g["pending"],
+                    g["lag"] if g["lag"] is not None else "?",
+                    format_age(g["oldest_pending_age_seconds"]),
+                )
+            )
+    headers = ["STREAM", "LENGTH", "PARKED", "GROUP", "CONSUMERS", "PENDING", "LAG", "OLDEST"]
+    out = [
+        f"MUTT status: namespace {doc['namespace']}, schema {doc['schema']}",
+        "",
+        render_table(headers, rows),
+        "",
+    ]
+    if doc["breakers"]:
+        brows = [
+            (b["sink"], b["state"], b["failures"], format_age(b["opened_seconds_ago"]))
+            for b in doc["breakers"]
+        ]
+        out += [render_table(["SINK", "BREAKER", "FAILURES", "OPENED"], brows), ""]
+    else:
+        out += ["breakers: none recorded (no sink has failed yet)", ""]
+    rules, audit = doc["rules"], doc["audit"]
+    out.append(
+        f"rules: version {rules['version']}, {rules['count']} rules ({rules['active']} active)"
+    )
+    capped = "+" if audit["default_rows_capped"] else ""
+    out.append(
+        f"audit partitions: {audit['partitions']} monthly, newest {audit['newest'] or 'none'}"
+        f" ({audit['months_ahead'] if audit['months_ahead'] is not None else '?'} months ahead);"
+        f" DEFAULT partition: {audit['default_rows']}{capped} rows"
+    )
+    if doc["attention"]:
+        out += ["", "attention:", *(f"  - {note}" for note in doc["attention"])]
+    else:
+        out += ["", "all clear"]
+    return "\n".join(out)
+
+
+@guarded
+def cmd_status(args: argparse.Namespace) -> int:
+    doc = collect(open_context())
+    print(json_line(doc) if args.json else render(doc))
+    return 1 if args.check and doc["attention"] else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``mutt status``."""
+    p = add_command(
+        subparsers,
+        "status",
+        "backlog, dead letters, breakers, rules and audit partitions at a glance",
+        EPILOG,
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 when something needs attention (monitoring)"
+    )
+    p.set_defaults(func=cmd_status)
