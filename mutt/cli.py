@@ -213,6 +213,20 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    import orjson
+
+    from functions.ingest.contract import openapi
+
+    body = orjson.dumps(openapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if args.out is None:
+        sys.stdout.write(body.decode())
+    else:
+        args.out.write_bytes(body)
+        print(args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutt",
@@ -310,6 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("docs/schemas"))
     p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser(
+        "openapi",
+        help="write ingest's OpenAPI 3.1 document",
+        epilog="example:\n  mutt openapi --out docs/openapi.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_openapi)
 
     from mutt.commands import audit, dlq, rules, status
     from mutt.commands import config as config_cmd

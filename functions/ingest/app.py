@@ -37,6 +37,7 @@ from functions.ingest.admission import Admitter
 from functions.ingest.alertmanager import parse_alertmanager
 from functions.ingest.auth import ApiKeys
 from functions.ingest.cloudevent_data import ACCEPTED_TYPES, parse_cloudevent_data
+from functions.ingest.contract import API_VERSION, DEPRECATED_ROUTES, DEPRECATED_SUNSET, openapi
 from functions.ingest.errors import InputError
 from functions.ingest.foreign import parse_foreign_cloudevent
 from functions.ingest.legacy import item_id, legacy_items, parse_legacy_event
@@ -93,6 +94,17 @@ class Ingest:
             log.warning("ingest authentication is OFF: no secret 'ingest_api_keys' is configured")
 
     def __call__(self, request: flask.Request) -> flask.Response:
+        response = self._dispatch(request)
+        response.headers["X-MUTT-API-Version"] = API_VERSION
+        if request.path in DEPRECATED_ROUTES:
+            response.headers["Deprecation"] = "true"
+            response.headers["Sunset"] = DEPRECATED_SUNSET
+            response.headers["Link"] = '</api/v2/ingest>; rel="successor-version"'
+        return response
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        if request.method == "GET" and request.path == "/openapi.json":
+            return flask.Response(_OPENAPI, 200, mimetype="application/json")
         ops = serve_ops(request, self._probe)
         if ops is not None:
             return ops
@@ -333,6 +345,8 @@ class Ingest:
     def _probe(self, ctx: Context) -> dict[str, str]:
         return {"auth": "on" if self.keys.enabled else "ok (off: no ingest_api_keys)"}
 
+
+_OPENAPI = orjson.dumps(openapi())
 
 _REASONS = {
     400: "validation",

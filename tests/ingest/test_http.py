@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import orjson
 import pytest
 import redis
@@ -16,41 +14,15 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import functions
 from functions.ingest import app as ingest_app
 from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
-from shared.context import Context, set_context
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, decode
+from tests.ingest.conftest import API_KEY, make_client
 
 DATA = Path(__file__).parent / "data"
-SOURCE = Path(functions.__file__).parent / "ingest" / "main.py"
-API_KEY = "k3y-for-tests"
-
-
-def make_client(settings: Settings) -> FlaskClient:
-    set_context(Context(settings))
-    ingest_app._ingest = None
-    return functions_framework.create_app("ingest", str(SOURCE), "http").test_client()
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[FlaskClient]:
-    yield make_client(settings)
-    set_context(None)
-    ingest_app._ingest = None
-
-
-@pytest.fixture
-def secured(settings: Settings, tmp_path: Path) -> Iterator[FlaskClient]:
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "ingest_api_keys").write_text(f"old-key\n{API_KEY}\n")
-    yield make_client(settings.model_copy(update={"secrets_dir": secrets}))
-    set_context(None)
-    ingest_app._ingest = None
 
 
 def stream_data(r: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
