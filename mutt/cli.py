@@ -147,6 +147,12 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve one function over HTTP exactly as Knative would run it."""
+    import os
+    import tempfile
+
+    if int(os.environ.get("WORKERS", "1")) > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # several gunicorn workers: metrics go through files and /metrics sums them
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mutt-metrics-")
     import functions_framework
     from functions_framework._http import create_server
 
@@ -227,7 +233,12 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The operator command groups import most of MUTT; the pipeline's own commands
+# (worker, serve, relay, run) skip them so a process starts fast (cold start).
+OPERATOR_GROUPS = ("rules", "config", "audit", "status", "dlq")
+
+
+def build_parser(operator_groups: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutt",
         description="MUTT: route events from syslog, SNMP traps and webhooks to operators' tools.",
@@ -334,11 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.set_defaults(func=cmd_openapi)
 
-    from mutt.commands import audit, dlq, rules, status
-    from mutt.commands import config as config_cmd
+    if operator_groups:
+        from mutt.commands import audit, dlq, rules, status
+        from mutt.commands import config as config_cmd
 
-    for group in (rules, config_cmd, audit, status, dlq):
-        group.register(sub)
+        for group in (rules, config_cmd, audit, status, dlq):
+            group.register(sub)
     return parser
 
 
@@ -349,7 +361,10 @@ def _exit_quietly(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_quietly)
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    first = next((w for w in words if not w.startswith("-")), None)
+    lean = first is not None and first not in OPERATOR_GROUPS
+    args = build_parser(operator_groups=not lean).parse_args(argv)
     try:
         return int(args.func(args))
     except MuttError as exc:
