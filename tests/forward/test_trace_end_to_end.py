@@ -24,7 +24,7 @@ from shared.broker.keys import Keys
 from shared.context import Context
 from shared.envelope import FIELD, decode
 from tests.forward.vendor import VendorServer
-from tests.ingest.test_http import make_client
+from tests.ingest.conftest import make_client
 
 _exporter = InMemorySpanExporter()
 

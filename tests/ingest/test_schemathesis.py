@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 from shared.config import load_settings
 from tests.helpers import free_port, mutt, settings_env, stop, wait_http
