@@ -84,8 +84,8 @@ def load_rules(url: str, schema: str, count: int) -> None:
                 " 'Page_and_ticket', 'Ticket_only', 'NetOps')"
             )
         conn.run(
-            "INSERT INTO alert_rules (match_type, match_string, trap_oid, syslog_severity, priority,"
-            " prod_handling, dev_handling, team_assignment) VALUES "
+            "INSERT INTO alert_rules (match_type, match_string, trap_oid, syslog_severity,"
+            " priority, prod_handling, dev_handling, team_assignment) VALUES "
             + ", ".join(values),  # placeholders only: every value is a parameter
             **params,
         )
@@ -177,11 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             before = r.xlen(keys.delivered) if r.exists(keys.delivered) else 0
             streams.publish(r, keys.alerts, [{FIELD: encode(alert_event(1000 + run))}])
-            t, mem = first_event(
-                env,
-                [py, "-m", "mutt", "worker", "forward"],
-                lambda: (r.xlen(keys.delivered) if r.exists(keys.delivered) else 0) > before,
-            )
+
+            def delivered(before: int = before) -> bool:
+                return (r.xlen(keys.delivered) if r.exists(keys.delivered) else 0) > before
+
+            t, mem = first_event(env, [py, "-m", "mutt", "worker", "forward"], delivered)
             results.setdefault("forward worker: start → first delivery", []).append(t)
             rss["forward"] = mem
 
