@@ -81,7 +81,7 @@ def parse_foreign_cloudevent(
     obj["cloudevent"] = envelope
     if isinstance(data, dict):
         obj["data"] = data
-    try:
+    def build() -> Event:
         return build_event(
             obj,
             kind=Kind.GENERIC,
@@ -91,16 +91,11 @@ def parse_foreign_cloudevent(
             correlation_id=correlation_id,
             default_time=attributes.get("time"),
         )
+
+    try:
+        return build()
     except InputError as exc:
-        if exc.field == "severity":  # not ours to interpret: keep it as data only
-            obj.pop("severity")
-            return build_event(
-                obj,
-                kind=Kind.GENERIC,
-                source=source,
-                event_id=ce_id,
-                received_at=received_at,
-                correlation_id=correlation_id,
-                default_time=attributes.get("time"),
-            )
-        raise
+        if exc.field != "severity":
+            raise
+        obj.pop("severity")  # not ours to interpret: it stays in the data only
+        return build()
