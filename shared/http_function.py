@@ -100,9 +100,20 @@ def cloudevent_function(
     """A functions-framework ``@http`` body that feeds one CloudEvent per POST to a handler."""
     handler: Handler | None = None
 
+    def handler_checks(ctx: Context) -> dict[str, str]:
+        """The handler's own readiness (rules loaded, database reachable...), if it has one."""
+        nonlocal handler
+        try:
+            if handler is None:
+                handler = make_handler(ctx)
+        except Exception as exc:
+            return {"handler": f"error: {type(exc).__name__}: {exc}"[:300]}
+        probe = getattr(handler, "readiness", None)
+        return dict(probe()) if callable(probe) else {}
+
     def view(request: flask.Request) -> flask.Response:
         nonlocal handler
-        ops = serve_ops(request)
+        ops = serve_ops(request, handler_checks)
         if ops is not None:
             return ops
         if request.method != "POST" or request.path != "/":

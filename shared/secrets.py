@@ -10,6 +10,7 @@ are never logged or put into events; errors name the secret, never its value.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -18,7 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shared.errors import MuttError
-from shared.vault import VaultSource
+from shared.vault import VaultError, VaultSource
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "MUTT_SECRET_"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -69,7 +72,14 @@ class Secrets:
 
     def _read(self, name: str) -> str | None:
         if self.vault is not None:
-            value = self.vault.get(name)
+            try:
+                value = self.vault.get(name)
+            except VaultError as exc:
+                hit = self._cache.get(name)
+                log.warning("Vault unavailable (%s); using the last known value of %r", exc, name)
+                if hit is not None and hit[1] is not None:
+                    return hit[1]  # the last good value beats no value during an outage
+                value = None
             if value is not None:
                 return value.strip()
         if self.directory is not None:

@@ -226,3 +226,27 @@ def test_deferred_entries_come_back_after_their_delay(
     assert scheduled_count(r, keys.events) == 0
     assert pending_count(r, keys.events, "alert") == 0
     assert worker.stats.deferred == 20
+
+
+def test_worker_recreates_its_group_after_redis_lost_the_stream(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    handler = Echo()
+    worker = StreamWorker(r, keys, settings, handler, keys.events, "alert")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        publish(r, keys.events, 3)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(handler.seen) < 3:
+            time.sleep(0.02)
+        r.delete(keys.events)  # Redis lost its data: stream and group are gone
+        time.sleep(0.3)
+        publish(r, keys.events, 2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(handler.seen) < 5:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert sorted(handler.seen) == [0, 0, 1, 1, 2]

@@ -53,6 +53,7 @@ from shared.metrics import (
     watch_streams,
 )
 from shared.models import Event, utcnow
+from shared.redis_client import recover_auth
 from shared.tracing import context_from, tracer
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,11 @@ class Ingest:
             "mutt.ingest", context=parent, kind=SpanKind.SERVER
         ) as span:
             span.set_attribute("mutt.route", route)
-            response = self._serve(request, route, correlation)
+            try:
+                response = self._serve(request, route, correlation)
+            except Exception:  # a bug: answer 500 (counted for the SLO), never hang or leak a trace
+                log.exception("ingest failed on %s %s", request.method, request.path)
+                response = json_response({"error": "internal error"}, 500)
             span.set_attribute("http.status_code", response.status_code)
         INGEST_REQUESTS.labels(route, str(response.status_code)).inc()
         INGEST_SECONDS.labels(route).observe(time.perf_counter() - started)
@@ -320,6 +325,8 @@ class Ingest:
                 raise p
             result = self.admitter.admit(parsed.events)
         except redis.RedisError as exc:
+            if isinstance(exc, redis.AuthenticationError):
+                recover_auth(self.ctx.redis)  # a rotated password: the next try uses the other
             log.error("admission failed: %s", exc)
             p = Problem(503, "event stream unavailable; retry later")
             p.headers["Retry-After"] = "1"
@@ -343,7 +350,7 @@ class Ingest:
         return json_response(body, 202)
 
     def _probe(self, ctx: Context) -> dict[str, str]:
-        return {"auth": "on" if self.keys.enabled else "ok (off: no ingest_api_keys)"}
+        return {"auth": "ok (on)" if self.keys.enabled else "ok (off: no ingest_api_keys)"}
 
 
 _OPENAPI = orjson.dumps(openapi())

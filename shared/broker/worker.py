@@ -9,6 +9,7 @@ lets the current batch finish and settle before the loop exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -112,6 +113,13 @@ class StreamWorker:
                         failures += 1
                         self._stop.wait(min(5.0, 0.1 * 2**failures))
                 except redis.RedisError as exc:
+                    if "NOGROUP" in str(exc):
+                        log.warning(
+                            "group %s vanished (Redis data lost?); recreating it", self.group
+                        )
+                        with contextlib.suppress(redis.RedisError):
+                            streams.ensure_group(self.r, self.stream, self.group)
+                        continue
                     failures += 1
                     delay = min(5.0, 0.1 * 2**failures)
                     log.warning("redis error (%s); retrying in %.1fs", exc, delay)

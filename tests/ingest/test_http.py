@@ -288,6 +288,9 @@ def test_auth(secured: FlaskClient, r: redis.Redis, keys: Keys) -> None:
     assert secured.post("/ingest", json=ok, headers={"X-API-KEY": "old-key"}).status_code == 202
     assert secured.post("/", **binary(Authorization=f"Bearer {API_KEY}")).status_code == 202
     assert secured.get("/healthz").status_code == 200  # probes need no key
+    ready = secured.get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["checks"]["auth"] == "ok (on)"
 
 
 def test_size_type_and_route_errors(client: FlaskClient, settings: Settings) -> None:

@@ -112,3 +112,14 @@ def test_against_a_real_vault(tmp_path: Path) -> None:
     (tmp_path / "sid").write_text(secret_id)
     vault = VaultSource(os.environ["VAULT_ADDR"], role_id, tmp_path / "sid", path="mutt-test")
     assert vault.get("probe") == "ok"
+
+
+def test_a_vault_outage_keeps_the_last_known_values(stub: VaultStub, tmp_path: Path) -> None:
+    files = tmp_path / "secrets"
+    files.mkdir()
+    (files / "only_file").write_text("file-value")
+    secrets = Secrets(files, {}, refresh_seconds=0.0, vault=source(stub, tmp_path))
+    assert secrets.get("ingest_api_keys") == "from-vault"
+    stub.stop()  # Vault goes away
+    assert secrets.get("ingest_api_keys") == "from-vault"
+    assert secrets.get("only_file") == "file-value"  # the rest of the chain still answers
