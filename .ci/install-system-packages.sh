@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
 # System packages the test suite runs for real (not Python packages):
-# Prometheus Alertmanager, which tests/forward/test_alertmanager_real.py starts
-# on a free port. Installs only what is missing, so it is cheap to call on
-# every CI run.
+# - Prometheus Alertmanager, which tests/forward/test_alertmanager_real.py starts
+#   on a free port;
+# - promtool (Debian package prometheus), with which tests/test_monitoring.py
+#   checks and unit-tests monitoring/prometheus/mutt-rules.yaml.
+# Installs only what is missing, so it is cheap to call on every CI run. Each
+# package enables a system service; the tests need none, so none is left running.
 set -euo pipefail
 
-if [ ! -x /usr/bin/prometheus-alertmanager ]; then
-    if ! command -v apt-get >/dev/null; then
-        echo "prometheus-alertmanager is missing and apt-get is not available:" \
-            "install it by hand, or its test will be skipped" >&2
-        exit 0
+# install_if_missing BINARY PACKAGE SERVICE...
+install_if_missing() {
+    local binary="$1" package="$2"
+    shift 2
+    if [ -x "$binary" ]; then
+        return 0
     fi
-    sudo=""
+    if ! command -v apt-get >/dev/null; then
+        echo "$package is missing and apt-get is not available:" \
+            "install it by hand, or the tests that need $binary will be skipped" >&2
+        return 0
+    fi
+    local sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager
-    # The package enables a system service on :9093/:9094; the tests start their
-    # own instance, so do not leave a daemon behind on a CI host.
-    if [ -d /run/systemd/system ]; then
-        $sudo systemctl disable --now prometheus-alertmanager.service || true
-    fi
-fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package"
+    # Do not leave a daemon behind on a CI host (the tests start what they need).
+    local service
+    for service in "$@"; do
+        if [ -d /run/systemd/system ]; then
+            $sudo systemctl disable --now "$service" || true
+        elif command -v service >/dev/null; then
+            $sudo service "${service%.service}" stop >/dev/null 2>&1 || true
+        fi
+    done
+}
+
+install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager \
+    prometheus-alertmanager.service
+install_if_missing /usr/bin/promtool prometheus \
+    prometheus.service prometheus-node-exporter.service

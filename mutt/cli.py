@@ -7,8 +7,10 @@ with one ``mutt: ...`` line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -145,6 +147,9 @@ def cmd_relay(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_REQUEST_LINE = 8190  # bytes of "METHOD /path?query HTTP/1.1"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve one function over HTTP exactly as Knative would run it."""
     import os
@@ -167,7 +172,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
     source = Path(functions.__file__).parent.parent / HTTP_FUNCTIONS[args.function]
     app = functions_framework.create_app(args.function, str(source), "http")  # type: ignore[no-untyped-call]
-    create_server(app, False).run(args.host, args.port)  # type: ignore[no-untyped-call]
+    # functions-framework sets gunicorn's limit_request_line to 0 (unlimited): a
+    # client could then send a request line of any size, which gunicorn buffers
+    # and rescans on every read (memory and CPU without bound). 8190 is
+    # gunicorn's own maximum, far above any MUTT route.
+    server = create_server(app, False, limit_request_line=MAX_REQUEST_LINE)  # type: ignore[no-untyped-call]
+    server.run(args.host, args.port)
     return 0
 
 
@@ -233,12 +243,22 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-# The operator command groups import most of MUTT; the pipeline's own commands
-# (worker, serve, relay, run) skip them so a process starts fast (cold start).
-OPERATOR_GROUPS = ("rules", "config", "audit", "status", "dlq")
+# Command groups in their own modules (mutt/commands/), by the command they add.
+# They import much of MUTT, so a process registers only the one it runs: the
+# pipeline's own commands (worker, serve, relay, run) start fast (cold start).
+COMMAND_MODULES = {
+    "rules": "rules",
+    "config": "config",
+    "audit": "audit",
+    "status": "status",
+    "dlq": "dlq",
+    "syslog": "sources",
+    "trap-handle": "sources",
+}
 
 
-def build_parser(operator_groups: bool = True) -> argparse.ArgumentParser:
+def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``modules`` limits the command modules registered (default: all)."""
     parser = argparse.ArgumentParser(
         prog="mutt",
         description="MUTT: route events from syslog, SNMP traps and webhooks to operators' tools.",
@@ -345,12 +365,9 @@ def build_parser(operator_groups: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.set_defaults(func=cmd_openapi)
 
-    if operator_groups:
-        from mutt.commands import audit, dlq, rules, status
-        from mutt.commands import config as config_cmd
-
-        for group in (rules, config_cmd, audit, status, dlq):
-            group.register(sub)
+    wanted = dict.fromkeys(COMMAND_MODULES.values() if modules is None else modules)
+    for name in wanted:
+        importlib.import_module(f"mutt.commands.{name}").register(sub)
     return parser
 
 
@@ -363,8 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_quietly)
     words = sys.argv[1:] if argv is None else argv
     first = next((w for w in words if not w.startswith("-")), None)
-    lean = first is not None and first not in OPERATOR_GROUPS
-    args = build_parser(operator_groups=not lean).parse_args(argv)
+    if first is None:
+        modules = None  # `mutt --help`: list everything
+    else:
+        modules = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else []
+    args = build_parser(modules).parse_args(argv)
     try:
         return int(args.func(args))
     except MuttError as exc:
