@@ -254,6 +254,8 @@ COMMAND_MODULES = {
     "dlq": "dlq",
     "syslog": "sources",
     "trap-handle": "sources",
+    "silence": "silence",
+    "correlation": "correlation",
 }
 
 

@@ -76,6 +76,34 @@ KNOBS: dict[str, Knob] = {
     "dedup_window_seconds": Knob(
         3_600, _int_range(0, 7 * 86_400), "how long an event's source+id is remembered (0 = off)"
     ),
+    # Correlation in the alert stage (docs/correlation.md). Off by default where
+    # turning it on changes what gets delivered; flapping only concerns paired rules.
+    "alert_dedup_seconds": Knob(
+        0,
+        _int_range(0, 7 * 86_400),
+        "repeats of an alert's dedup_key within this window are counted, not delivered (0 = off)",
+    ),
+    "flap_threshold": Knob(
+        5,
+        _int_range(0, 10_000),
+        "state changes of a paired alert within flap_window_seconds above which it flaps (0 = off)",
+    ),
+    "flap_window_seconds": Knob(600, _int_range(10, 86_400), "flapping detection window"),
+    "flap_settle_seconds": Knob(
+        300, _int_range(10, 86_400), "quiet time after which a flapping alert has settled"
+    ),
+    "storm_host_per_minute": Knob(
+        0, _int_range(0, 1_000_000), "alerts per host and minute before a storm summary (0 = off)"
+    ),
+    "storm_global_per_minute": Knob(
+        0, _int_range(0, 100_000_000), "alerts per minute in all before a storm summary (0 = off)"
+    ),
+    "pair_open_days": Knob(
+        7, _int_range(1, 90), "how long an open paired alert is remembered waiting for its clear"
+    ),
+    "audit_unhandled": Knob(
+        0, _int_range(0, 1), "1 = audit unmatched events too, so rule backtests can see them"
+    ),
 }
 
 

@@ -68,6 +68,11 @@ RULES_RELOAD_SECONDS = Histogram(
 )
 RULES_RELOAD_FAILURES = Counter("mutt_rules_reload_failures_total", "failed rule reloads")
 AUDIT_ROWS = Counter("mutt_audit_rows_total", "audit rows written", ["result"])
+CORRELATION = Counter(
+    "mutt_correlation_total",
+    "correlation verdicts on raised alerts, clears and timers (emit, dup, silenced, storm...)",
+    ["verdict"],
+)
 
 # forward
 DELIVERIES = Counter("mutt_deliveries_total", "delivery attempts by result", ["sink", "outcome"])

@@ -174,7 +174,9 @@ class Alert(BaseModel):
 
     alert_id: uuid.UUID = Field(description="uuid5(event_id, rule key): stable across redelivery")
     event_id: uuid.UUID
-    rule_id: int | Literal["unhandled"]
+    rule_id: int | Literal["unhandled", "storm"] = Field(
+        description="the rule that fired; unhandled (meta-alert) or storm (storm summary)"
+    )
     handling: Handling
     team: str = Field(min_length=1, max_length=128)
     environment: Literal["prod", "dev"]
@@ -184,6 +186,11 @@ class Alert(BaseModel):
     dedup_key: str = Field(min_length=1, max_length=255)
     raised_at: datetime
     event: Event
+    action: Literal["trigger", "resolve"] = Field(
+        default="trigger",
+        description="trigger opens (or repeats) a problem; resolve closes the open alert"
+        " with the same dedup_key at the sink (a clear event paired with its problem)",
+    )
 
 
 class Delivery(BaseModel):

@@ -35,6 +35,7 @@ COLUMNS = (
     "forwarded",
     "alert_id",
     "event",
+    "correlation",
 )
 
 
@@ -54,6 +55,7 @@ class AuditRow:
     forwarded: bool
     alert_id: uuid.UUID | None
     event: dict[str, object]
+    correlation: str | None = None  # what correlation did with the alert (NULL = delivered)
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -94,7 +96,7 @@ def encode_copy(rows: Sequence[AuditRow]) -> bytes:
 
 _COLS = (
     "event_id, event_time, received_at, hostname, matched_rule_id, handling_decision,"
-    " environment, team, severity, forwarded, alert_id, event"
+    " environment, team, severity, forwarded, alert_id, event, correlation"
 )
 _CREATE_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS mutt_audit_stage"
@@ -103,9 +105,10 @@ _CREATE_STAGE = (
 _COPY = "COPY mutt_audit_stage (" + _COLS + ") FROM STDIN"
 _INSERT = """
 INSERT INTO event_audit_log (event_id, event_time, received_at, hostname, matched_rule_id,
-    handling_decision, environment, team, severity, forwarded, alert_id, event)
+    handling_decision, environment, team, severity, forwarded, alert_id, event, correlation)
 SELECT DISTINCT ON (event_id, event_time) event_id, event_time, received_at, hostname,
-    matched_rule_id, handling_decision, environment, team, severity, forwarded, alert_id, event
+    matched_rule_id, handling_decision, environment, team, severity, forwarded, alert_id, event,
+    correlation
 FROM mutt_audit_stage
 ON CONFLICT (event_id, event_time) DO NOTHING
 """
@@ -152,6 +155,7 @@ def row_from_record(data: object) -> AuditRow:
             forwarded=bool(data["forwarded"]),
             alert_id=uuid.UUID(str(alert_id)) if alert_id else None,
             event=event,
+            correlation=str(data["correlation"]) if data.get("correlation") else None,
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"audit record lacks or mistypes {exc}") from None

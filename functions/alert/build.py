@@ -8,6 +8,7 @@ import pg8000.native
 
 from functions.alert.audit import AuditWriter
 from functions.alert.cache import RuleCache
+from functions.alert.correlation import Correlator
 from functions.alert.handler import AlertHandler
 from functions.alert.unhandled import UnhandledCounter
 from shared.context import Context
@@ -30,7 +31,9 @@ def make_alert_handler(ctx: Context, *, warm: bool = True) -> AlertHandler:
         ctx.redis, ctx.settings.namespace, ctx.settings.unhandled_fingerprint
     )
     dyn = DynamicConfig(ctx.redis, ctx.keys.config)
-    return AlertHandler(cache, counter, dyn, ctx.settings.default_team)
+    team = ctx.settings.default_team
+    correlator = Correlator(ctx.redis, ctx.settings.namespace, dyn, team)
+    return AlertHandler(cache, counter, dyn, team, correlator)
 
 
 def make_audit_writer(ctx: Context) -> AuditWriter:

@@ -7,17 +7,27 @@ for the host's environment is ``Ignore``, raises an alert carrying the
 handling, the team and the event's own severity. Unmatched events are
 counted per host and fingerprint; crossing the threshold raises one
 meta-alert for the host's team.
+
+Everything raised then passes through one integration point, the batch's
+``Correlator`` (``functions/alert/correlation``): silences, down/up pairing
+(clears become resolves), flapping, the dedup window and storm caps decide
+what is delivered, in one Redis round trip per batch; the audit record says
+what correlation did (``correlation``). Timers the correlator parked come
+back through the input stream and are handled here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from cloudevents.http import CloudEvent
 from pydantic import ValidationError
 
 from functions.alert.cache import RuleCache, Snapshot
+from functions.alert.correlation import TYPE_TIMER, Batch, Correlator, Result, parse_timer
+from functions.alert.correlation.pairing import ClearMatch
 from functions.alert.rules import Rule
 from functions.alert.unhandled import Fired, UnhandledCounter
 from shared.dynconfig import DynamicConfig
@@ -41,18 +51,40 @@ SOURCE = "/mutt/alert"
 META_HOST_PREFIX = "unhandled"
 
 
+@dataclass
+class _Work:
+    """One event (or timer) whose outcome waits for the batch's correlation."""
+
+    index: int
+    extensions: dict[str, str]
+    event: Event | None = None
+    record: dict[str, Any] | None = None  # the audit record, completed after correlation
+    own: int | None = None  # handle of the event's own alert in the batch
+    notes: list[str] = field(default_factory=list)
+    clears: list[int] = field(default_factory=list)  # handles of the clears it caused
+    timer: int | None = None  # handle of a timer
+
+
 class AlertHandler:
     """Accepted events in; alerts and audit records out."""
 
     stage = "alert"
 
     def __init__(
-        self, cache: RuleCache, counter: UnhandledCounter, dyn: DynamicConfig, default_team: str
+        self,
+        cache: RuleCache,
+        counter: UnhandledCounter,
+        dyn: DynamicConfig,
+        default_team: str,
+        correlator: Correlator | None = None,
     ) -> None:
         self.cache = cache
         self.counter = counter
         self.dyn = dyn
         self.default_team = default_team
+        # without one (embedders, tests of the rules alone) correlation is off
+        self.correlator = correlator or Correlator(None, "", dyn, default_team)
+        self._rules_by_id: tuple[int, dict[int, Rule]] = (-1, {})
 
     def readiness(self) -> dict[str, str]:
         """Rules loaded, and whether the last reload worked."""
@@ -60,16 +92,30 @@ class AlertHandler:
             snap = self.cache.current()
         except Exception as exc:
             return {"rules": f"error: no rules loaded: {type(exc).__name__}"}
+        checks = {"rules": "ok", "rules_version": f"ok {snap.version}"}
         if self.cache.last_error:
-            return {"rules": f"ok (degraded: {self.cache.last_error[:200]})"}
-        return {"rules": "ok", "rules_version": f"ok {snap.version}"}
+            checks = {"rules": f"ok (degraded: {self.cache.last_error[:200]})"}
+        if self.correlator.last_error:
+            checks["correlation"] = f"ok (degraded: {self.correlator.last_error[:200]})"
+        return checks
 
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
         snap = self.cache.current()
+        batch = self.correlator.begin()
         outcomes: list[Outcome | None] = [None] * len(events)
+        work: list[_Work] = []
         unmatched: list[tuple[int, Event]] = []
         parents = [context_from(ce.get_attributes()) for ce in events]
         for i, ce in enumerate(events):
+            if ce["type"] == TYPE_TIMER:
+                try:
+                    timer = parse_timer(ce)
+                except ValueError as exc:
+                    outcomes[i] = Outcome.reject(f"invalid correlation timer: {exc}")
+                    continue
+                with tracer.start_as_current_span("mutt.alert.timer", context=parents[i]):
+                    work.append(_Work(i, current_extensions(), timer=batch.timer(timer)))
+                continue
             with tracer.start_as_current_span("mutt.alert", context=parents[i]) as span:
                 event = _event(ce)
                 if isinstance(event, str):
@@ -77,32 +123,43 @@ class AlertHandler:
                     continue
                 span.set_attribute("mutt.event_id", str(event.event_id))
                 rule = snap.rules.match(event)
-                if rule is None:
+                clears = batch.clears(event)
+                if rule is None and not clears:
                     span.set_attribute("mutt.rule_id", "unhandled")
                     unmatched.append((i, event))
-                else:
+                    continue
+                item = _Work(i, current_extensions(), event=event)
+                if rule is not None:
                     span.set_attribute("mutt.rule_id", rule.id)
                     RULES_MATCHED.labels(str(rule.id)).inc()
-                    outcomes[i] = Outcome.ok(*self._handled(event, rule, snap))
+                    self._handled(item, event, rule, snap, batch, clears)
+                else:
+                    item.record = self._clear_record(event, clears[0], snap)
+                item.clears = [batch.clear(c, event) for c in clears]
+                work.append(item)
         if unmatched:
-            UNHANDLED_EVENTS.inc(len(unmatched))
-            fired = self.counter.count(
-                [e for _, e in unmatched],
-                self.dyn.get("unhandled_threshold"),
-                self.dyn.get("unhandled_window_seconds"),
-                self.dyn.get("unhandled_max_fingerprints"),
-            )
-            for (i, _), hit in zip(unmatched, fired, strict=True):
-                if hit is None:
-                    outcomes[i] = Outcome.ok()
-                    continue
-                with tracer.start_as_current_span("mutt.alert.unhandled", context=parents[i]):
-                    outcomes[i] = Outcome.ok(self._meta_alert(hit, snap))
+            self._unmatched(unmatched, parents, outcomes, snap, batch)
+        results = batch.run()
+        for item in work:
+            outcomes[item.index] = self._finish(item, results, batch.now_ms)
         return [o if o is not None else Outcome.reject("not decided") for o in outcomes]
 
-    def _handled(self, event: Event, rule: Rule, snap: Snapshot) -> list[CloudEvent]:
+    def _handled(
+        self,
+        item: _Work,
+        event: Event,
+        rule: Rule,
+        snap: Snapshot,
+        batch: Batch,
+        clears: list[ClearMatch],
+    ) -> None:
+        """The rule's decision: audit record and, unless Ignore or silenced, an alert."""
         environment, handling = snap.dev_hosts.decide(rule, event.hostname)
         DECISIONS.labels(handling.value, environment).inc()
+        if any(c.pair.rule_id == rule.id for c in clears):
+            # the paired rule matched its own clear message: this is the clear, not a problem
+            item.record = _record(event, rule.id, "Clear", environment, rule.team_assignment)
+            return
         severity = event.severity if event.severity is not None else Severity.WARNING
         alert = None
         if handling.forwards:
@@ -116,35 +173,104 @@ class AlertHandler:
                 severity=severity,
                 severity_name=severity.label,
                 summary=f"{event.hostname}: {event.message[:500]}",
-                dedup_key=f"mutt:{rule.id}:{event.hostname}",
+                dedup_key=batch.dedup_key(rule, event),
                 raised_at=utcnow(),
                 event=event,
             )
-        record = {
-            "event_id": str(event.event_id),
-            "event_time": event.time.isoformat(),
-            "received_at": event.received_at.isoformat(),
-            "hostname": event.hostname,
-            "matched_rule_id": rule.id,
-            "handling_decision": handling.value,
-            "environment": environment,
-            "team": rule.team_assignment,
-            "severity": int(event.severity) if event.severity is not None else None,
-            "forwarded": alert is not None,
-            "alert_id": str(alert.alert_id) if alert else None,
-            "event": event.model_dump(mode="json"),
-        }
-        audit = CloudEvent(
-            {"type": TYPE_AUDIT, "source": SOURCE, "id": f"audit:{event.event_id}"}, record
+            silence = batch.silenced(alert)
+            if silence is not None:
+                item.notes.append(f"silenced:{silence.id}")
+            else:
+                item.own = batch.trigger(alert)
+        item.record = _record(
+            event, rule.id, handling.value, environment, rule.team_assignment, alert
         )
-        if alert is None:
-            return [audit]
-        raised = make_event(
-            TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id), **current_extensions()
-        )
-        return [raised, audit]
 
-    def _meta_alert(self, hit: Fired, snap: Snapshot) -> CloudEvent:
+    def _clear_record(self, event: Event, clear: ClearMatch, snap: Snapshot) -> dict[str, Any]:
+        """The audit record of an event only a pair's clear pattern matched."""
+        version, by_id = self._rules_by_id
+        if version != snap.version or not by_id:
+            by_id = {r.id: r for r in snap.rules.rules}
+            self._rules_by_id = (snap.version, by_id)
+        rule = by_id.get(clear.pair.rule_id)
+        team = rule.team_assignment if rule is not None else self.default_team
+        environment = snap.dev_hosts.environment(event.hostname)
+        return _record(event, clear.pair.rule_id, "Clear", environment, team)
+
+    def _finish(self, item: _Work, results: list[Result], now_ms: int) -> Outcome:
+        """Replies, parked timers and the completed audit record of one event or timer."""
+        own = results[item.own] if item.own is not None else None
+        clears = [results[h] for h in item.clears]
+        timer = [results[item.timer]] if item.timer is not None else []
+        alerts: list[Alert] = []
+        later: list[tuple[CloudEvent, float]] = []
+        for result in ([own] if own is not None else []) + clears + timer:
+            alerts += result.alerts
+            later += [(t.event(item.extensions), t.delay(now_ms)) for t in result.timers]
+            if result.note:
+                item.notes.append(result.note)
+        replies = [
+            make_event(TYPE_ALERT, SOURCE, a, id=str(a.alert_id), **item.extensions) for a in alerts
+        ]
+        record = item.record
+        if record is not None and item.event is not None:
+            if own is not None:
+                record["forwarded"] = own.delivered
+            elif record["handling_decision"] == "Clear":
+                resolved = [r.alerts[0] for r in clears if r.delivered and r.alerts]
+                record["forwarded"] = bool(resolved)
+                record["alert_id"] = str(resolved[0].alert_id) if resolved else None
+            record["correlation"] = "; ".join(item.notes) or None
+            replies.append(_audit_event(item.event, record))
+        return Outcome.ok(*replies, later=later)
+
+    def _unmatched(
+        self,
+        unmatched: list[tuple[int, Event]],
+        parents: list[Any],
+        outcomes: list[Outcome | None],
+        snap: Snapshot,
+        batch: Batch,
+    ) -> None:
+        """Count unmatched events; raise meta-alerts (silences apply); audit when asked to."""
+        UNHANDLED_EVENTS.inc(len(unmatched))
+        fired = self.counter.count(
+            [e for _, e in unmatched],
+            self.dyn.get("unhandled_threshold"),
+            self.dyn.get("unhandled_window_seconds"),
+            self.dyn.get("unhandled_max_fingerprints"),
+        )
+        audit = self.dyn.get("audit_unhandled") == 1
+        for (i, event), hit in zip(unmatched, fired, strict=True):
+            replies: list[CloudEvent] = []
+            note = None
+            meta = None
+            if hit is not None:
+                with tracer.start_as_current_span("mutt.alert.unhandled", context=parents[i]):
+                    meta = self._meta_alert(hit, snap)
+                    silence = batch.silenced(meta)
+                    if silence is None:
+                        replies.append(
+                            make_event(
+                                TYPE_ALERT,
+                                SOURCE,
+                                meta,
+                                id=str(meta.alert_id),
+                                **current_extensions(),
+                            )
+                        )
+                    else:
+                        note = f"silenced:{silence.id}"
+            if audit:
+                team = snap.teams.get(event.hostname, self.default_team)
+                environment = snap.dev_hosts.environment(event.hostname)
+                record = _record(event, None, "Unhandled", environment, team, meta)
+                record["forwarded"] = bool(replies)
+                record["correlation"] = note
+                replies.append(_audit_event(event, record))
+            outcomes[i] = Outcome.ok(*replies)
+
+    def _meta_alert(self, hit: Fired, snap: Snapshot) -> Alert:
         META_ALERTS.inc()
         event = hit.event
         team = snap.teams.get(event.hostname, self.default_team)
@@ -153,7 +279,7 @@ class AlertHandler:
             f"[MUTT] {hit.count} unhandled messages within {hours:g} h from '{event.hostname}'."
             f" Sample message: {event.message[:200]}"
         )
-        alert = Alert(
+        return Alert(
             alert_id=alert_id_for(event.event_id, f"unhandled:{hit.fingerprint}"),
             event_id=event.event_id,
             rule_id="unhandled",
@@ -167,7 +293,38 @@ class AlertHandler:
             raised_at=utcnow(),
             event=event,
         )
-        return make_event(TYPE_ALERT, SOURCE, alert, id=str(alert.alert_id), **current_extensions())
+
+
+def _record(
+    event: Event,
+    rule_id: int | None,
+    decision: str,
+    environment: str,
+    team: str | None,
+    alert: Alert | None = None,
+) -> dict[str, Any]:
+    """An audit record; ``forwarded`` and ``correlation`` are filled in once correlation ran."""
+    return {
+        "event_id": str(event.event_id),
+        "event_time": event.time.isoformat(),
+        "received_at": event.received_at.isoformat(),
+        "hostname": event.hostname,
+        "matched_rule_id": rule_id,
+        "handling_decision": decision,
+        "environment": environment,
+        "team": team,
+        "severity": int(event.severity) if event.severity is not None else None,
+        "forwarded": False,
+        "alert_id": str(alert.alert_id) if alert else None,
+        "event": event.model_dump(mode="json"),
+        "correlation": None,
+    }
+
+
+def _audit_event(event: Event, record: dict[str, Any]) -> CloudEvent:
+    return CloudEvent(
+        {"type": TYPE_AUDIT, "source": SOURCE, "id": f"audit:{event.event_id}"}, record
+    )
 
 
 def _event(ce: CloudEvent) -> Event | str:

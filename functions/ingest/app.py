@@ -194,8 +194,17 @@ class Ingest:
             )
         try:
             ce = from_http(headers, body)
-        except (GenericException, ValueError, TypeError, KeyError, AttributeError) as exc:
-            # the SDK raises assorted errors on malformed input (bad UTF-8, odd headers)
+        except (
+            GenericException,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
+            # the SDK raises assorted errors on malformed input (bad UTF-8, odd headers);
+            # it parses structured mode with json.loads, which gives up on deep nesting
+            # with RecursionError
             raise Problem(400, f"not a valid CloudEvent: {_short(exc)}") from None
         return self._collect([dict(ce.get_attributes())], [ce.data], cid)
 

@@ -49,6 +49,7 @@ _EVENT_COLUMNS = (
     "event_id",
     "alert_id",
     "event",
+    "correlation",
 )
 _CONFIG_COLUMNS = (
     "id",
@@ -162,7 +163,8 @@ def cmd_events(args: argparse.Namespace) -> int:
             row["environment"],
             row["team"] or "-",
             row["severity"] if row["severity"] is not None else "-",
-            "yes" if row["forwarded"] else "no",
+            ("yes" if row["forwarded"] else "no")
+            + (f" ({row['correlation']})" if row["correlation"] else ""),
             shorten(str((row["event"] or {}).get("message", "")), 60),
         )
         for row in rows

@@ -25,6 +25,7 @@ import orjson
 import pg8000.native
 import redis
 import yaml
+from pydantic import ValidationError
 
 from functions.alert.cache import bump_version
 from functions.alert.catalog import (
@@ -63,6 +64,7 @@ EPILOG = """examples:
   mutt rules test --message '%LINK-3-UPDOWN: Gi0/1, changed state to down' --host core-rtr-01
   mutt rules export --out rules.yaml
   $EDITOR rules.yaml
+  mutt rules backtest rules.yaml --since 24h
   mutt rules apply rules.yaml --reason 'CHG-1234: page NetOps for BGP flaps' --dry-run
   mutt rules apply rules.yaml --reason 'CHG-1234: page NetOps for BGP flaps' --yes
 """
@@ -611,18 +613,24 @@ def _test_event(args: argparse.Namespace) -> Event:
         raise InputError("--host must not be blank")
     now = datetime.now(UTC)
     ce_id = uuid.uuid4().hex
-    return Event(
-        event_id=event_id_for("/mutt/cli/rules-test", ce_id),
-        source="/mutt/cli/rules-test",
-        id=ce_id,
-        hostname=host,
-        time=now,
-        message=args.message,
-        severity=severity,
-        severity_name=severity.label if severity is not None else None,
-        trap_oid=oid,
-        received_at=now,
-    )
+    try:
+        return Event(
+            event_id=event_id_for("/mutt/cli/rules-test", ce_id),
+            source="/mutt/cli/rules-test",
+            id=ce_id,
+            hostname=host,
+            time=now,
+            message=args.message,
+            severity=severity,
+            severity_name=severity.label if severity is not None else None,
+            trap_oid=oid,
+            received_at=now,
+        )
+    except ValidationError as exc:  # e.g. a message over the 64 KiB an event may carry
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        option = {"hostname": "--host", "trap_oid": "--oid"}.get(field, "--message")
+        raise InputError(f"{option}: {err['msg']}") from None
 
 
 @guarded
@@ -735,3 +743,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--severity", help="syslog severity: 0-7 or a name (error, warning, ...)")
     p.add_argument("--oid", help="SNMP trap OID, numeric dotted")
     p.set_defaults(func=cmd_test)
+
+    from mutt.commands.backtest import add_backtest  # it builds on this module
+
+    add_backtest(sub)

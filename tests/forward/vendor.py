@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ class Recorded:
     path: str
     headers: Message
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock)
+    status: int = 0  # the status it was answered with
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -92,7 +95,9 @@ class VendorServer:
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            return self.replies.popleft() if self.replies else self.default
+            reply = self.replies.popleft() if self.replies else self.default
+            recorded.status = reply.status
+            return reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

@@ -79,6 +79,25 @@ def mask_message(message: str) -> str:
     return _TOKEN_WITH_DIGIT.sub(_mask_token, message)
 
 
+_IDENTIFIER_KINDS = frozenset({"id", "mac", "ip4", "iface"})
+
+
+def identifiers(message: str) -> list[str]:
+    """The stable identifiers masking hides (interfaces, addresses, UUIDs), lower-cased, in order.
+
+    Numbers and hex ids are left out: they are usually counters or times that
+    differ between a problem message and its clear (the pairing key of
+    ``functions.alert.correlation`` is built from what is left).
+    """
+    found: list[str] = []
+    for token in _TOKEN_WITH_DIGIT.finditer(message):
+        for match in _MASK.finditer(token.group()):
+            kind = match.lastgroup
+            if kind in _IDENTIFIER_KINDS or (kind == "ip6" and _placeholder(match) == "<ip>"):
+                found.append(match.group().lower())
+    return found
+
+
 def fingerprint(hostname: str, message: str, mode: FingerprintMode = "masked") -> str:
     """sha1 hex of (mode, host, message or masked message): one counter per template."""
     if mode == "exact":

@@ -16,7 +16,10 @@ Syslog lines and traps are edge-triggered: nothing will ever say the problem
 stopped, so every alert carries an ``endsAt`` and resolves by itself after
 ``resolve_after``. It is counted from the later of the event time and now,
 so an alert replayed from the DLQ hours later does not arrive already
-resolved. ``health()`` is ``GET /-/ready``.
+resolved. A resolve (``alert.action == "resolve"``, a paired clear event)
+carries the trigger's labels with ``endsAt`` = now (never before
+``startsAt``), which ends the alert in Alertmanager at once.
+``health()`` is ``GET /-/ready``.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def payload(
         "startsAt": rfc3339(event.time),
         "endsAt": rfc3339(max(event.time, now) + resolve_after),
     }
+    if alert.action == "resolve":
+        body["endsAt"] = rfc3339(max(event.time, now))
     if generator_url:
         body["generatorURL"] = generator_url
     return [body]

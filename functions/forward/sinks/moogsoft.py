@@ -12,6 +12,9 @@ a host into one; the explicit ``dedupe_key`` fixes that. Moogsoft Cloud has
 no ``external_id`` field, so the alert id travels as the ``alert_id`` tag.
 Authentication is the ``apiKey`` header (Moogsoft Cloud) or ``Authorization:
 Bearer`` (what v2.5 sent, for on-premises REST LAMs), by configuration.
+
+A resolve (``alert.action == "resolve"``) is the same event with severity 0
+(clear): Moogsoft closes the alert with the same ``dedupe_key``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ def payload(alert: Alert) -> dict[str, Any]:
         "class": alert.team,
         "service": [alert.team],
         "description": summary(alert, limit=4096),
-        "severity": severity.moogsoft(alert.severity),
+        "severity": (
+            severity.MOOGSOFT_CLEAR
+            if alert.action == "resolve"
+            else severity.moogsoft(alert.severity)
+        ),
         "time": int(event.time.timestamp()),
         "dedupe_key": alert.dedup_key,
         "manager": "MUTT",

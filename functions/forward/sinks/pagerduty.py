@@ -9,6 +9,10 @@ event's source type, when known), ``group`` (team), ``class`` (the rule,
 ``mutt.rule.<id>``) and ``custom_details`` (handling, environment, rule_id,
 alert_id, event_id, team, syslog_severity, and the trimmed event).
 
+A resolve (``alert.action == "resolve"``) is ``event_action`` "resolve" with
+only ``routing_key`` and ``dedup_key``, as documented: PagerDuty resolves the
+incident opened by the trigger with the same ``dedup_key``.
+
 PagerDuty answers 202 when the event is queued, 400 for an invalid event
 (permanent), 429 and 5xx when it wants a retry: the shared classification.
 """
@@ -30,7 +34,9 @@ DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 def payload(alert: Alert, routing_key: str) -> dict[str, Any]:
-    """The trigger event for an alert."""
+    """The trigger (or resolve) event for an alert."""
+    if alert.action == "resolve":
+        return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": alert.dedup_key}
     details: dict[str, Any] = {**decision(alert), "event": event_details(alert)}
     body: dict[str, Any] = {
         "summary": summary(alert, limit=1024),

@@ -11,6 +11,10 @@ ServiceNow de-duplicates like every other sink), ``time_of_event`` (GMT,
 documented, with the decision (handling, team, environment, rule_id,
 alert_id, event_id), the original syslog severity and the trimmed event.
 Authentication is HTTP basic (an ``evt_mgmt_integration`` user).
+
+A resolve (``alert.action == "resolve"``) is the same record with severity
+"0" (clear) and ``resolution_state`` "Closing": ServiceNow closes the alert
+bound to the same ``message_key``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ def payload(alert: Alert, *, source: str = "MUTT", event_class: str = "MUTT") ->
     }
     if event.source_type:
         record["resource"] = event.source_type
+    if alert.action == "resolve":
+        record["severity"] = severity.SERVICENOW_CLEAR
+        record["resolution_state"] = "Closing"
     return {"records": [record]}
 
 

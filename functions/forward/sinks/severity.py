@@ -1,9 +1,10 @@
 """Syslog severity (0-7) on each vendor's scale, in one table so they stay consistent.
 
 v2.5 sent every alert as "Warning"; the alert's own severity now travels.
-Every forwarded alert is something operators must act on, so no map ever
+Every triggered alert is something operators must act on, so no map ever
 emits a vendor's "clear" / "OK" / "indeterminate": those are reserved for
-resolves (not sent yet) and unknowns. Syslog's eight levels are spread
+resolves (``MOOGSOFT_CLEAR``, ``SERVICENOW_CLEAR``, sent only for alerts whose
+``action`` is ``resolve``) and unknowns. Syslog's eight levels are spread
 monotonically over each vendor's problem levels:
 
 =========  ====================  ==================  ===========  =============
@@ -30,6 +31,10 @@ filters on 3 keep matching.
 from __future__ import annotations
 
 from shared.models import Severity
+
+# The vendors' "clear" level: what a resolve (a paired clear event) is sent as.
+MOOGSOFT_CLEAR = 0
+SERVICENOW_CLEAR = "0"
 
 _MOOGSOFT = (5, 5, 5, 4, 3, 2, 2, 2)
 _SERVICENOW = ("1", "1", "1", "2", "3", "4", "4", "4")
