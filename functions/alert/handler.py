@@ -18,6 +18,7 @@ back through the input stream and are handled here too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ from shared.models import (
 )
 from shared.tracing import context_from, current_extensions, tracer
 
+log = logging.getLogger(__name__)
 SOURCE = "/mutt/alert"
 META_HOST_PREFIX = "unhandled"
 
@@ -156,6 +158,14 @@ class AlertHandler:
         """The rule's decision: audit record and, unless Ignore or silenced, an alert."""
         environment, handling = snap.dev_hosts.decide(rule, event.hostname)
         DECISIONS.labels(handling.value, environment).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "rule %s matched: %s in %s",
+                rule.id,
+                handling.value,
+                environment,
+                extra={"event_id": str(event.event_id), "rule_id": rule.id},
+            )
         if any(c.pair.rule_id == rule.id for c in clears):
             # the paired rule matched its own clear message: this is the clear, not a problem
             item.record = _record(event, rule.id, "Clear", environment, rule.team_assignment)

@@ -11,6 +11,7 @@ lettered with the vendor's answer). Nothing here sleeps.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,8 @@ from shared.metrics import (
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
 from shared.ratelimit import SlidingWindowLimiter
 from shared.tracing import context_from, tracer
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/mutt/forward"
 EXT_SINKS = "muttsinks"
@@ -236,13 +239,18 @@ class Deliverer:
             res.reports.append(self._report(job, kind, latency))
             return
         detail = f"{job.sink}: {result.detail or result.status}"
+        ids = {"event_id": str(job.alert.event_id), "alert_id": str(job.alert.alert_id)}
         if result.outcome == "permanent":
-            res.dead.append((self._copy(sources[job.item], job), f"permanent failure at {detail}"))
+            why = f"permanent failure at {detail}"
+            log.warning("alert dead-lettered: %s", why, extra=ids)
+            res.dead.append((self._copy(sources[job.item], job), why))
             return
         if job.attempt >= self.dyn.get("forward_max_attempts"):
             why = f"gave up after {job.attempt} attempts at {detail}"
+            log.warning("alert dead-lettered: %s", why, extra=ids)
             res.dead.append((self._copy(sources[job.item], job), why))
             return
+        log.info("delivery to %s will be retried: %s", job.sink, detail, extra=ids)
         delay = backoff_seconds(
             job.attempt, self.dyn.get("forward_retry_base_ms"), self.dyn.get("forward_retry_max_ms")
         )

@@ -81,6 +81,7 @@ def parse_foreign_cloudevent(
     obj["cloudevent"] = envelope
     if isinstance(data, dict):
         obj["data"] = data
+
     def build() -> Event:
         return build_event(
             obj,
