@@ -298,4 +298,3 @@ def test_cold_start_warms_before_the_first_event(
         assert handler.cache._snapshot.rules.stats.active == 4
     finally:
         pg.run("DELETE FROM alert_rules; DELETE FROM development_hosts; DELETE FROM device_teams")
-
