@@ -1,0 +1,209 @@
+"""The benchmarks run, print their tables and lose nothing (tiny sizes, no timing checks).
+
+Each test runs one benchmark as a user would (``python -m bench.<name> --quick``)
+against the suite's servers, then reads the printed table: the expected
+columns, ``lost`` = 0 where the benchmark counts losses, and the private
+Redis namespace / PostgreSQL schema it used gone afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.db.connection import connect_pg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+Table = list[dict[str, str]]
+
+
+def run_bench(servers: tuple[str, str], name: str, *args: str) -> tuple[dict[str, Table], str]:
+    """Run ``python -m bench.<name>``; return its tables by title, and its stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUTT_")}
+    env["MUTT_REDIS_URL"], env["MUTT_DATABASE_URL"] = servers
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-3000:]}"
+    return parse_tables(done.stdout), done.stderr
+
+
+def parse_tables(text: str) -> dict[str, Table]:
+    """``## title``, a blank line, a header, a ``----`` rule, rows (cells 2+ spaces apart)."""
+    tables: dict[str, Table] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("## "):
+            continue
+        header = re.split(r"\s{2,}", lines[i + 2].strip())
+        assert set(lines[i + 3]) <= {"-", " "}, lines[i + 3]
+        rows = []
+        for row in lines[i + 4 :]:
+            if not row.strip():
+                break
+            cells = re.split(r"\s{2,}", row.strip())
+            assert len(cells) == len(header), f"{row!r} does not fit {header}"
+            rows.append(dict(zip(header, cells, strict=True)))
+        tables[line[3:]] = rows
+    return tables
+
+
+def only_table(tables: dict[str, Table], starts: str) -> Table:
+    found = [rows for title, rows in tables.items() if title.startswith(starts)]
+    assert len(found) == 1, f"no single table titled {starts!r} in {list(tables)}"
+    assert found[0], f"table {starts!r} is empty"
+    return found[0]
+
+
+def assert_cleaned_up(servers: tuple[str, str], stderr: str) -> None:
+    """The namespace and schema the benchmark announced are gone."""
+    namespaces = re.findall(r"Redis keys of namespace (\S+)", stderr)
+    schemas = re.findall(r"dropped PostgreSQL schema (\S+)", stderr)
+    assert namespaces or schemas, "the benchmark reported no namespace or schema cleaned"
+    client = redis.Redis.from_url(servers[0])
+    try:
+        for ns in namespaces:
+            assert not list(client.scan_iter(match=f"{ns}:*", count=1000)), ns
+    finally:
+        client.close()
+    if schemas:
+        conn = connect_pg(servers[1])
+        try:
+            for schema in schemas:
+                left = conn.run("SELECT count(*) FROM pg_namespace WHERE nspname = :s", s=schema)
+                assert left[0][0] == 0, schema
+        finally:
+            conn.close()
+
+
+def columns(table: Table) -> list[str]:
+    return list(table[0])
+
+
+def needs_wrk() -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+
+
+def test_bench_lists_every_benchmark() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for name in ("ingest_bench", "audit_bench", "forward_bench", "e2e_bench", "rules_bench"):
+        assert name in done.stdout
+
+
+def test_ingest_bench_quick(servers: tuple[str, str]) -> None:
+    needs_wrk()
+    tables, stderr = run_bench(servers, "ingest_bench", "--quick")
+    table = only_table(tables, "ingest vs no-op")
+    assert columns(table) == [
+        "setting",
+        "server",
+        "request",
+        "ev/req",
+        "req/s",
+        "events/s",
+        "in stream",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "vs no-op",
+    ]
+    shapes = {"single", "legacy100", "cebatch100"}
+    for server in ("noop", "ingest"):
+        assert {row["request"] for row in table if row["server"] == server} == shapes
+    for row in table:
+        assert row["errors"] == "0", row
+        assert row["vs no-op"].endswith("x"), row
+    for row in table:
+        if row["server"] == "ingest":
+            assert row["events/s"] != "0", row
+            assert row["in stream"] != "0", row  # the events are in Redis, not just answered
+    assert_cleaned_up(servers, stderr)
+
+
+def test_audit_bench_quick(servers: tuple[str, str]) -> None:
+    tables, stderr = run_bench(servers, "audit_bench", "--quick")
+    table = only_table(tables, "audit rows/s")
+    assert columns(table) == [
+        "method",
+        "rows",
+        "seconds",
+        "rows/s",
+        "µs/row",
+        "rows in table",
+        "vs INSERT/row",
+    ]
+    copy = next(row for row in table if row["method"].startswith("write_rows (COPY)"))
+    assert copy["rows in table"] == copy["rows"] == "2,000"
+    replay = next(row for row in table if row["method"].startswith("write_rows replay"))
+    assert replay["rows in table"] == "0"  # idempotent: nothing written twice
+    assert any(row["method"] == "INSERT per row, autocommit" for row in table)
+    assert_cleaned_up(servers, stderr)
+
+
+def test_forward_bench_quick(servers: tuple[str, str]) -> None:
+    tables, stderr = run_bench(servers, "forward_bench", "--quick")
+    table = only_table(tables, "forward:")
+    assert columns(table) == [
+        "sink",
+        "rate limit",
+        "alerts",
+        "seconds",
+        "deliveries/s",
+        "sink alone/s",
+        "vs sink alone",
+        "lost",
+        "dup",
+        "dead-lettered",
+    ]
+    assert {(row["sink"], row["rate limit"]) for row in table} == {
+        ("file", "off"),
+        ("file", "2,000/s"),
+        ("webhook", "off"),
+        ("webhook", "2,000/s"),
+    }
+    for row in table:
+        assert (row["lost"], row["dup"], row["dead-lettered"]) == ("0", "0", "0"), row
+        assert row["alerts"] == "1,000"
+    assert_cleaned_up(servers, stderr)
+
+
+def test_e2e_bench_quick(servers: tuple[str, str]) -> None:
+    needs_wrk()
+    tables, stderr = run_bench(servers, "e2e_bench", "--quick")
+    throughput = only_table(tables, "end to end throughput")
+    latency = only_table(tables, "end to end latency")
+    assert {"request", "ingest only ev/s", "end to end ev/s", "vs ingest only", "lost"} <= set(
+        columns(throughput)
+    )
+    assert {"offered ev/s", "ev/req", "p50 ms", "p95 ms", "p99 ms", "lost"} <= set(columns(latency))
+    assert [row["request"] for row in throughput] == ["single", "legacy100"]
+    for row in [*throughput, *latency]:
+        assert row["lost"] == "0", row
+        assert row["dup"] == "0", row
+        assert row["delivered"] == row["alerts"] == row["audit rows"], row
+        assert row["alerts"] != "0", row
+    assert_cleaned_up(servers, stderr)
