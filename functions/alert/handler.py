@@ -46,7 +46,7 @@ from shared.models import (
     alert_id_for,
     utcnow,
 )
-from shared.tracing import context_from, current_extensions, tracer
+from shared.tracing import context_from, current_extensions, span
 
 log = logging.getLogger(__name__)
 SOURCE = "/mutt/alert"
@@ -115,24 +115,24 @@ class AlertHandler:
                 except ValueError as exc:
                     outcomes[i] = Outcome.reject(f"invalid correlation timer: {exc}")
                     continue
-                with tracer.start_as_current_span("mutt.alert.timer", context=parents[i]):
+                with span("mutt.alert.timer", context=parents[i]):
                     work.append(_Work(i, current_extensions(), timer=batch.timer(timer)))
                 continue
-            with tracer.start_as_current_span("mutt.alert", context=parents[i]) as span:
+            with span("mutt.alert", context=parents[i]) as current:
                 event = _event(ce)
                 if isinstance(event, str):
                     outcomes[i] = Outcome.reject(event)
                     continue
-                span.set_attribute("mutt.event_id", str(event.event_id))
+                current.set_attribute("mutt.event_id", str(event.event_id))
                 rule = snap.rules.match(event)
                 clears = batch.clears(event)
                 if rule is None and not clears:
-                    span.set_attribute("mutt.rule_id", "unhandled")
+                    current.set_attribute("mutt.rule_id", "unhandled")
                     unmatched.append((i, event))
                     continue
                 item = _Work(i, current_extensions(), event=event)
                 if rule is not None:
-                    span.set_attribute("mutt.rule_id", rule.id)
+                    current.set_attribute("mutt.rule_id", rule.id)
                     RULES_MATCHED.labels(str(rule.id)).inc()
                     self._handled(item, event, rule, snap, batch, clears)
                 else:
@@ -256,7 +256,7 @@ class AlertHandler:
             note = None
             meta = None
             if hit is not None:
-                with tracer.start_as_current_span("mutt.alert.unhandled", context=parents[i]):
+                with span("mutt.alert.unhandled", context=parents[i]):
                     meta = self._meta_alert(hit, snap)
                     silence = batch.silenced(meta)
                     if silence is None:

@@ -39,7 +39,7 @@ from shared.metrics import (
 )
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
 from shared.ratelimit import SlidingWindowLimiter
-from shared.tracing import context_from, tracer
+from shared.tracing import context_from, span
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,11 @@ class Deliverer:
                 break
             started = time.perf_counter()
             parent = context_from(sources[job.item].get_attributes())
-            with tracer.start_as_current_span("mutt.forward", context=parent) as span:
-                span.set_attribute("mutt.sink", sink_name)
-                span.set_attribute("mutt.alert_id", str(job.alert.alert_id))
+            with span("mutt.forward", context=parent) as current:
+                current.set_attribute("mutt.sink", sink_name)
+                current.set_attribute("mutt.alert_id", str(job.alert.alert_id))
                 result = _safe_send(sink, job.alert)
-                span.set_attribute("mutt.outcome", result.outcome)
+                current.set_attribute("mutt.outcome", result.outcome)
             latency = time.perf_counter() - started
             DELIVERIES.labels(sink_name, result.outcome).inc()
             DELIVERY_SECONDS.labels(sink_name).observe(latency)

@@ -24,7 +24,7 @@ from shared.dynconfig import DynamicConfig
 from shared.envelope import encode, make_event
 from shared.models import TYPE_ACCEPTED, Event
 from shared.ratelimit import SLIDING_WINDOW_LUA
-from shared.tracing import current_extensions, tracer
+from shared.tracing import current_extensions, span
 
 _SCRIPT = SLIDING_WINDOW_LUA + resources.files("functions.ingest").joinpath("admit.lua").read_text()
 SOURCE = "/mutt/ingest"
@@ -87,9 +87,7 @@ class Admitter:
             return Admission(False)
         bodies = []
         for e in events:
-            with tracer.start_as_current_span(
-                "mutt.ingest.event", attributes={"mutt.event_id": str(e.event_id)}
-            ):
+            with span("mutt.ingest.event", attributes={"mutt.event_id": str(e.event_id)}):
                 ce = make_event(
                     TYPE_ACCEPTED, SOURCE, e, id=str(e.event_id), **current_extensions()
                 )

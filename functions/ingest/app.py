@@ -42,6 +42,7 @@ from functions.ingest.errors import InputError
 from functions.ingest.foreign import parse_foreign_cloudevent
 from functions.ingest.legacy import item_id, legacy_items, parse_legacy_event
 from shared.context import Context, get_context
+from shared.errors import UnreachableError
 from shared.http_function import json_response, serve_ops
 from shared.metrics import (
     EVENTS_ACCEPTED,
@@ -54,7 +55,7 @@ from shared.metrics import (
 )
 from shared.models import Event, utcnow
 from shared.redis_client import recover_auth
-from shared.tracing import context_from, tracer
+from shared.tracing import context_from, span
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,14 @@ class Ingest:
         started = time.perf_counter()
         route = _route_label(request.path)
         parent = context_from({k.lower(): v for k, v in request.headers.items()})
-        with tracer.start_as_current_span(
-            "mutt.ingest", context=parent, kind=SpanKind.SERVER
-        ) as span:
-            span.set_attribute("mutt.route", route)
+        with span("mutt.ingest", context=parent, kind=SpanKind.SERVER) as current:
+            current.set_attribute("mutt.route", route)
             try:
                 response = self._serve(request, route, correlation)
             except Exception:  # a bug: answer 500 (counted for the SLO), never hang or leak a trace
                 log.exception("ingest failed on %s %s", request.method, request.path)
                 response = json_response({"error": "internal error"}, 500)
-            span.set_attribute("http.status_code", response.status_code)
+            current.set_attribute("http.status_code", response.status_code)
         INGEST_REQUESTS.labels(route, str(response.status_code)).inc()
         INGEST_SECONDS.labels(route).observe(time.perf_counter() - started)
         return response
@@ -434,7 +433,17 @@ def handle(request: flask.Request) -> flask.Response:
     """The functions-framework entry body: one ``Ingest`` per process."""
     global _ingest
     if _ingest is None:
-        _ingest = Ingest(get_context())
+        try:
+            _ingest = Ingest(get_context())
+        except (UnreachableError, redis.RedisError) as exc:
+            # Started while Redis is away (a pod scaled from zero during an outage):
+            # alive, not ready, and a sender must retry later, not see a 500.
+            if request.method == "GET" and request.path == "/healthz":
+                return json_response({"status": "ok"}, 200)
+            log.error("ingest cannot reach Redis yet: %s", exc)
+            return json_response(
+                {"error": "event stream unavailable; retry later"}, 503, {"Retry-After": "1"}
+            )
     return _ingest(request)
 
 
