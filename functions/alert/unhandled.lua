@@ -1,29 +1,38 @@
--- Count one unhandled event and say whether it crosses the threshold.
+-- Count a host's unhandled events of one batch and say which cross the threshold.
 -- One hash per (host, window): fields are fingerprints -> counts, plus a
 -- "!<fp>" flag once a meta-alert fired for that fingerprint in the window.
 -- The number of fingerprints per host and window is capped: a flood of
 -- unique messages lands in one overflow counter, so memory stays bounded.
+-- One call per host per batch (all keys of a call share the host's slot).
 --
--- KEYS[1]  the (host, window) hash
--- ARGV[1]  fingerprint
--- ARGV[2]  threshold
--- ARGV[3]  window in ms (the hash expires after it)
--- ARGV[4]  max fingerprints per hash
--- returns  the count when this event fires the meta-alert, else 0
-local key, fp = KEYS[1], ARGV[1]
-if redis.call("HEXISTS", key, "!" .. fp) == 1 then
-  return 0
+-- KEYS[1]     the (host, window) hash
+-- ARGV[1]     threshold
+-- ARGV[2]     window in ms (the hash expires after it)
+-- ARGV[3]     max fingerprints per hash
+-- ARGV[4..]   the fingerprint of each event, in order
+-- returns     per event: the count when it fires the meta-alert, else 0
+local key = KEYS[1]
+local threshold = tonumber(ARGV[1])
+local max_fields = tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV do
+  local fp = ARGV[i]
+  local result = 0
+  if redis.call("HEXISTS", key, "!" .. fp) == 0 then
+    if redis.call("HEXISTS", key, fp) == 0 and redis.call("HLEN", key) >= max_fields then
+      fp = "~overflow"
+    end
+    if redis.call("HEXISTS", key, "!" .. fp) == 0 then
+      local count = redis.call("HINCRBY", key, fp, 1)
+      if count >= threshold then
+        redis.call("HSET", key, "!" .. fp, count)
+        result = count
+      end
+    end
+  end
+  out[#out + 1] = result
 end
-if redis.call("HEXISTS", key, fp) == 0 and redis.call("HLEN", key) >= tonumber(ARGV[4]) then
-  fp = "~overflow"
-  if redis.call("HEXISTS", key, "!" .. fp) == 1 then return 0 end
-end
-local count = redis.call("HINCRBY", key, fp, 1)
 if redis.call("PTTL", key) < 0 then
-  redis.call("PEXPIRE", key, tonumber(ARGV[3]))
+  redis.call("PEXPIRE", key, tonumber(ARGV[2]))
 end
-if count >= tonumber(ARGV[2]) then
-  redis.call("HSET", key, "!" .. fp, count)
-  return count
-end
-return 0
+return out

@@ -4,7 +4,8 @@ Counting is per fixed window (``unhandled_window_seconds``, aligned to the
 epoch); when a fingerprint reaches ``unhandled_threshold`` in its window one
 meta-alert fires and the rest of that window is suppressed. ``>=`` rather
 than v2.5's ``==``, so lowering the threshold below a running count still
-fires. A whole batch is counted in one pipelined round trip.
+fires. A whole batch is counted in one pipelined round trip, one script
+call per host (not per event).
 """
 
 from __future__ import annotations
@@ -47,15 +48,21 @@ class UnhandledCounter:
             return []
         window_ms = window_seconds * 1000
         bucket = int(time.time() * 1000) // window_ms
+        prints = [fingerprint(ev.hostname, ev.message, self.mode) for ev in events]
+        by_host: dict[str, list[int]] = {}
+        for i, ev in enumerate(events):
+            by_host.setdefault(ev.hostname, []).append(i)
         pipe = self._r.pipeline(transaction=False)
-        prints = []
-        for ev in events:
-            fp = fingerprint(ev.hostname, ev.message, self.mode)
-            prints.append(fp)
-            key = f"{self._ns}:unhandled:{{{ev.hostname}}}:{bucket}"
-            self._script(keys=[key], args=[fp, threshold, window_ms, max_fingerprints], client=pipe)
-        answers = pipe.execute()
+        for host, items in by_host.items():
+            key = f"{self._ns}:unhandled:{{{host}}}:{bucket}"
+            args: list[str | int] = [threshold, window_ms, max_fingerprints]
+            args += [prints[i] for i in items]
+            self._script(keys=[key], args=args, client=pipe)
+        counts = [0] * len(events)
+        for items, answer in zip(by_host.values(), pipe.execute(), strict=True):
+            for i, n in zip(items, answer, strict=True):
+                counts[i] = int(n)
         return [
-            Fired(ev, int(n), fp, window_seconds) if int(n) else None
-            for ev, fp, n in zip(events, prints, answers, strict=True)
+            Fired(ev, n, fp, window_seconds) if n else None
+            for ev, fp, n in zip(events, prints, counts, strict=True)
         ]
