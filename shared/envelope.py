@@ -39,6 +39,28 @@ def make_event(
     return CloudEvent(attributes, data.model_dump(mode="json"))
 
 
+def encode_new(
+    event_type: str, source: str, data: BaseModel, *, id: str, **extensions: str
+) -> bytes:
+    """``encode(make_event(...))`` without the intermediate CloudEvent object.
+
+    The same bytes for the hot path (ingest publishes every event this way):
+    a dict and orjson cost about a third of going through the SDK's class.
+    """
+    doc: dict[str, Any] = {
+        "specversion": "1.0",
+        "type": event_type,
+        "source": source,
+        "id": id,
+        "time": utcnow().isoformat(),
+        "datacontenttype": "application/json",
+        "dataschema": schema_url(event_type),
+    }
+    doc.update({k: v for k, v in extensions.items() if v})
+    doc["data"] = data.model_dump(mode="json")
+    return orjson.dumps(doc)
+
+
 def _default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()

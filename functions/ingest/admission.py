@@ -21,7 +21,7 @@ import redis
 
 from shared.broker.keys import GROUP_ALERT, Keys
 from shared.dynconfig import DynamicConfig
-from shared.envelope import encode, make_event
+from shared.envelope import encode_new
 from shared.models import TYPE_ACCEPTED, Event
 from shared.ratelimit import SLIDING_WINDOW_LUA
 from shared.tracing import current_extensions, span
@@ -86,14 +86,14 @@ class Admitter:
         if not events:
             return Admission(False)
         bodies = []
-        for e in events:
-            with span("mutt.ingest.event", attributes={"mutt.event_id": str(e.event_id)}):
-                ce = make_event(
-                    TYPE_ACCEPTED, SOURCE, e, id=str(e.event_id), **current_extensions()
+        ids = [str(e.event_id) for e in events]
+        for e, event_id in zip(events, ids, strict=True):
+            with span("mutt.ingest.event", attributes={"mutt.event_id": event_id}):
+                bodies.append(
+                    encode_new(TYPE_ACCEPTED, SOURCE, e, id=event_id, **current_extensions())
                 )
-            bodies.append(encode(ce))
         keys = [f"{self.keys.base}:rl:ingest", self.keys.events]
-        keys += [f"{self.keys.base}:dedup:{e.event_id}" for e in events]
+        keys += [f"{self.keys.base}:dedup:{event_id}" for event_id in ids]
         args: list[Any] = [
             self.dyn.get("ingest_rate_limit"),
             self.dyn.get("ingest_rate_window_ms"),
