@@ -76,10 +76,20 @@ class Admitter:
             name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
             if name == GROUP_ALERT:
                 lag = g.get("lag")
-                if lag is None:  # Redis < 7 (embedded): the stream length bounds it
-                    return int(self.r.xlen(self.keys.events))
+                if lag is None:  # Redis < 7 (embedded) reports no lag
+                    return self._backlog_without_lag(g)
                 return int(lag) + int(g["pending"])
         return int(self.r.xlen(self.keys.events))
+
+    def _backlog_without_lag(self, group: dict[str, Any]) -> int:
+        """Redis 6.2: consumers caught up = only unacknowledged entries wait; behind = the
+        stream length bounds the backlog (it also counts processed history, so this errs
+        towards refusing early, never towards accepting more than can be handled)."""
+        info: Any = self.r.xinfo_stream(self.keys.events)
+        last = info["last-generated-id"]
+        if group["last-delivered-id"] == last:
+            return int(group["pending"])
+        return int(info["length"])
 
     def admit(self, events: Sequence[Event]) -> Admission:
         """Rate-limit, dedup and publish ``events`` (all refused, or all handled)."""
