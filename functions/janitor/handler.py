@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from cloudevents.http import CloudEvent
 from pydantic import BaseModel, ValidationError
 
+from functions.forward.sinks.base import Sink
 from functions.janitor import partitions, reclaim, retention
 from functions.janitor.lock import task_lock
 from shared.context import Context
@@ -49,6 +50,7 @@ class JanitorHandler:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._sinks: Mapping[str, Sink] | None = None  # built once: sinks hold files/sessions
 
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -122,7 +124,10 @@ class JanitorHandler:
         from functions.forward.config import build, default_config, load_config
         from functions.forward.replay import replay
 
-        s = self.ctx.settings
-        config = load_config(s.forward_config) if s.forward_config else default_config(s.sink_path)
-        sinks, _ = build(config, self.ctx.secrets)
-        return replay(self.ctx.redis, self.ctx.keys, sinks)
+        if self._sinks is None:
+            s = self.ctx.settings
+            config = (
+                load_config(s.forward_config) if s.forward_config else default_config(s.sink_path)
+            )
+            self._sinks, _ = build(config, self.ctx.secrets)
+        return replay(self.ctx.redis, self.ctx.keys, self._sinks)
