@@ -54,7 +54,9 @@ def procs(settings: Settings) -> Iterator[Processes]:
 def sink_lines(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]  # skip a line being written right now
+    return [orjson.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def wait_for_alerts(

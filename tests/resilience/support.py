@@ -247,9 +247,12 @@ class Load:
 
 
 def sink_lines(path: Path) -> list[dict[str, object]]:
+    """The complete lines of the file sink (a line being written right now is skipped)."""
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    return [orjson.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 @dataclass(frozen=True)

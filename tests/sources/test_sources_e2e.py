@@ -90,7 +90,8 @@ class Pipeline:
         path = self.settings.sink_path
         if not path.exists():
             return []
-        lines = path.read_bytes().splitlines()
+        data = path.read_bytes()
+        lines = data[: data.rfind(b"\n") + 1].splitlines()  # skip a line being written
         return [orjson.loads(line)["alert"] for line in lines if line.strip()]
 
     def events(self) -> list[dict[str, Any]]:
