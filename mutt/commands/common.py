@@ -107,6 +107,17 @@ def guarded(func: Command) -> Command:
     return run
 
 
+def add_audit_options(parser: argparse.ArgumentParser, *, review: bool = False) -> None:
+    """``--reason``/``--by`` of every audited change; ``review`` adds ``--dry-run``/``--yes``."""
+    parser.add_argument(
+        "--reason", required=True, help="why: written to config_audit_log (required)"
+    )
+    parser.add_argument("--by", help="who (default: $USER)")
+    if review:
+        parser.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+        parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
 def add_command(
     subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
     name: str,

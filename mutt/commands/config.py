@@ -19,6 +19,7 @@ from mutt.commands.common import (
     ConfigChange,
     InputError,
     NotFoundError,
+    add_audit_options,
     add_command,
     guarded,
     json_line,
@@ -179,8 +180,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("key", help="setting name (see `mutt config list`)")
     p.add_argument("value", help="new value (validated: an integer within the setting's range)")
-    p.add_argument("--reason", required=True, help="why: written to config_audit_log (required)")
-    p.add_argument("--by", help="who (default: $USER)")
+    add_audit_options(p)
     p.set_defaults(func=cmd_set)
 
     p = add_command(

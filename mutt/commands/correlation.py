@@ -34,6 +34,7 @@ from functions.alert.correlation.silences import load_silences
 from mutt.commands.common import (
     ConfigChange,
     InputError,
+    add_audit_options,
     add_command,
     changed_fields,
     confirm,
@@ -274,10 +275,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         EPILOG,
     )
     p.add_argument("file", help="the correlation YAML file (- for standard input)")
-    p.add_argument("--reason", required=True, help="why: written to config_audit_log (required)")
-    p.add_argument("--by", help="who (default: $USER)")
-    p.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_audit_options(p, review=True)
     p.set_defaults(func=cmd_apply)
 
     p = add_command(

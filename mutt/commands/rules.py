@@ -42,6 +42,7 @@ from mutt.commands.common import (
     InputError,
     NotFoundError,
     RefusedError,
+    add_audit_options,
     add_command,
     changed_fields,
     confirm,
@@ -689,10 +690,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         EPILOG_APPLY,
     )
     p.add_argument("file", help="the rules YAML file (- for standard input)")
-    p.add_argument("--reason", required=True, help="why: written to config_audit_log (required)")
-    p.add_argument("--by", help="who (default: $USER)")
-    p.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_audit_options(p, review=True)
     p.add_argument(
         "--no-prune",
         action="store_true",

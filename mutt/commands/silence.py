@@ -34,6 +34,7 @@ from mutt.commands.common import (
     ConfigChange,
     InputError,
     NotFoundError,
+    add_audit_options,
     add_command,
     format_time,
     guarded,
@@ -257,8 +258,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--duration", help="one-off: length from start; recurring: each window (2h)")
     p.add_argument("--cron", help="recurring: 5-field cron of window starts ('0 2 * * 6')")
     p.add_argument("--tz", default="UTC", help="time zone of --cron (default UTC)")
-    p.add_argument("--reason", required=True, help="why: written to config_audit_log (required)")
-    p.add_argument("--by", help="who (default: $USER)")
+    add_audit_options(p)
     p.set_defaults(func=cmd_add)
 
     p = add_command(
@@ -278,6 +278,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "example:\n  mutt silence remove s-1a2b3c4d --reason 'work finished'",
     )
     p.add_argument("ids", nargs="+", metavar="ID", help="silence id(s) from `mutt silence list`")
-    p.add_argument("--reason", required=True, help="why: written to config_audit_log (required)")
-    p.add_argument("--by", help="who (default: $USER)")
+    add_audit_options(p)
     p.set_defaults(func=cmd_remove)
