@@ -20,16 +20,15 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 import pg8000.native
 
 from bench.common import log, machine, num, pg_schema, print_table, ratio, server_urls
-from bench.data import Generator
+from bench.data import accepted_events
 from functions.alert.audit import AuditRow, encode_copy, write_rows
 from shared.db.connection import connect_pg
-from shared.models import Event, Severity, event_id_for
+from shared.models import Severity
 
 _INSERT_ONE = """
 INSERT INTO event_audit_log (event_id, event_time, received_at, hostname, matched_rule_id,
@@ -55,26 +54,15 @@ class Result:
 
 def make_rows(count: int, seed: int) -> list[AuditRow]:
     """Realistic rows: the event column is a full accepted event (~600 bytes of JSON)."""
-    gen = Generator(seed)
-    now = datetime.now(UTC)
+    events = accepted_events(
+        "/bench/audit",
+        count,
+        seed,
+        source_type="bench",
+        attributes={"facility": "local7", "tag": "bench"},
+    )
     rows = []
-    for i, item in enumerate(gen.events(count)):
-        event = Event.model_validate(
-            {
-                "event_id": event_id_for("/bench/audit", str(i)),
-                "source": "/bench/audit",
-                "id": str(i),
-                "hostname": item.data["hostname"],
-                "time": now,
-                "message": item.data["message"],
-                "severity": Severity.ERROR,
-                "severity_name": "error",
-                "trap_oid": item.data.get("trap_oid"),
-                "source_type": "bench",
-                "attributes": {"facility": "local7", "tag": "bench"},
-                "received_at": now,
-            }
-        )
+    for i, event in enumerate(events):
         rows.append(
             AuditRow(
                 event_id=event.event_id,

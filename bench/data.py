@@ -13,10 +13,11 @@ import random
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 
-from shared.models import TYPE_SYSLOG, TYPE_TRAP
+from shared.models import TYPE_SYSLOG, TYPE_TRAP, Event, Severity, event_id_for
 
 VOCABULARY_SIZE = 4000
 MESSAGE_BYTES = 240
@@ -44,6 +45,28 @@ def _phrase_trigger(phrase: str) -> Trigger:
 
 def _oid_trigger(oid: str) -> Trigger:
     return lambda: ("", oid)
+
+
+def regex_rule(rng: random.Random, word: Callable[[], str]) -> tuple[str, Callable[[], str]]:
+    """One of six regex rule templates (perf-limits.md section 4) and a function making
+    text it matches; shared by every benchmark that generates rules."""
+    a, b, c = word(), word(), word()
+    n = rng.randint(0, 255)
+    kind = rng.randrange(6)
+    if kind == 0:
+        return rf"\b{a}-\d+\b", lambda: f"{a}-{rng.randint(1, 999)}"
+    if kind == 1:
+        return rf"{a}\s+\w*{b}", lambda: f"{a}  x{b}"
+    if kind == 2:
+        return rf"(?:{a}|{b}) {c}", lambda: f"{b} {c}"
+    if kind == 3:
+        return (
+            rf"user {a}\w* failed .* from 10\.{n}\.\d+\.\d+",
+            lambda: f"user {a}1 failed login from 10.{n}.3.4",
+        )
+    if kind == 4:
+        return rf"{a} \d+ {b}", lambda: f"{a} 42 {b}"
+    return rf"{a}(?:ed|ing)? {b}", lambda: f"{a}ing {b}"
 
 
 class Generator:
@@ -105,24 +128,7 @@ class Generator:
         ]
 
     def _regex(self) -> tuple[str, Callable[[], str]]:
-        """A regex rule pattern and a function making text it matches."""
-        a, b, c = self.word(), self.word(), self.word()
-        n = self.rng.randint(0, 255)
-        kind = self.rng.randrange(6)
-        if kind == 0:
-            return rf"\b{a}-\d+\b", lambda: f"{a}-{self.rng.randint(1, 999)}"
-        if kind == 1:
-            return rf"{a}\s+\w*{b}", lambda: f"{a}  x{b}"
-        if kind == 2:
-            return rf"(?:{a}|{b}) {c}", lambda: f"{b} {c}"
-        if kind == 3:
-            return (
-                rf"user {a}\w* failed .* from 10\.{n}\.\d+\.\d+",
-                lambda: f"user {a}1 failed login from 10.{n}.3.4",
-            )
-        if kind == 4:
-            return rf"{a} \d+ {b}", lambda: f"{a} 42 {b}"
-        return rf"{a}(?:ed|ing)? {b}", lambda: f"{a}ing {b}"
+        return regex_rule(self.rng, self.word)
 
     def rules(self, count: int) -> tuple[list[dict[str, object]], list[Trigger]]:
         """``count`` rule entries (a rules-file document's ``rules``) and a trigger per rule."""
@@ -192,3 +198,26 @@ def cebatch_pool_lines(events: Sequence[BenchEvent], batch: int) -> list[str]:
         ]
         lines.append(dumps(docs))
     return lines
+
+
+def accepted_events(source: str, count: int, seed: int, **extra: object) -> list[Event]:
+    """``count`` normalized events (what ingest publishes) from generated syslog data."""
+    now = datetime.now(UTC)
+    return [
+        Event.model_validate(
+            {
+                "event_id": event_id_for(source, str(i)),
+                "source": source,
+                "id": str(i),
+                "hostname": item.data["hostname"],
+                "time": now,
+                "message": item.data["message"],
+                "severity": Severity.ERROR,
+                "severity_name": "error",
+                "trap_oid": item.data.get("trap_oid"),
+                "received_at": now,
+                **extra,
+            }
+        )
+        for i, item in enumerate(Generator(seed).events(count))
+    ]

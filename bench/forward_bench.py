@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -49,7 +48,7 @@ from bench.common import (
     server_urls,
     wait_http,
 )
-from bench.data import Generator
+from bench.data import accepted_events
 from functions.forward.delivery import Deliverer
 from functions.forward.routing import Router
 from functions.forward.sinks.base import Sink
@@ -64,11 +63,9 @@ from shared.envelope import FIELD, encode, make_event
 from shared.models import (
     TYPE_ALERT,
     Alert,
-    Event,
     Handling,
     Severity,
     alert_id_for,
-    event_id_for,
 )
 
 FSYNC_EVERY = 100  # the engine flushes a sink once per batch (MUTT_WORKER_BATCH_SIZE)
@@ -99,24 +96,8 @@ class Case:
 
 
 def make_alerts(count: int, seed: int) -> list[Alert]:
-    gen = Generator(seed)
-    now = datetime.now(UTC)
     alerts = []
-    for i, item in enumerate(gen.events(count)):
-        event = Event.model_validate(
-            {
-                "event_id": event_id_for("/bench/forward", str(i)),
-                "source": "/bench/forward",
-                "id": str(i),
-                "hostname": item.data["hostname"],
-                "time": now,
-                "message": item.data["message"],
-                "severity": Severity.ERROR,
-                "severity_name": "error",
-                "trap_oid": item.data.get("trap_oid"),
-                "received_at": now,
-            }
-        )
+    for event in accepted_events("/bench/forward", count, seed):
         alerts.append(
             Alert(
                 alert_id=alert_id_for(event.event_id, "rule:1"),
@@ -129,7 +110,7 @@ def make_alerts(count: int, seed: int) -> list[Alert]:
                 severity_name="error",
                 summary=f"{event.hostname}: {event.message[:500]}",
                 dedup_key=f"mutt:1:{event.hostname}",
-                raised_at=now,
+                raised_at=event.received_at,
                 event=event,
             )
         )

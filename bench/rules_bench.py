@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bench.data import regex_rule
 from functions.alert.rules import ReferenceMatcher, Rule, RuleSet
 from shared.models import Handling, Severity
 
@@ -78,23 +79,7 @@ class Generator:
 
     def regex(self) -> tuple[str, Callable[[], str]]:
         """One of six templates and a function making text it matches."""
-        a, b, c = self.word(), self.word(), self.word()
-        n = self.rng.randint(0, 255)
-        kind = self.rng.randrange(6)
-        if kind == 0:
-            return rf"\b{a}-\d+\b", lambda: f"{a}-{self.rng.randint(1, 999)}"
-        if kind == 1:
-            return rf"{a}\s+\w*{b}", lambda: f"{a}  x{b}"
-        if kind == 2:
-            return rf"(?:{a}|{b}) {c}", lambda: f"{b} {c}"
-        if kind == 3:
-            return (
-                rf"user {a}\w* failed .* from 10\.{n}\.\d+\.\d+",
-                lambda: f"user {a}1 failed login from 10.{n}.3.4",
-            )
-        if kind == 4:
-            return rf"{a} \d+ {b}", lambda: f"{a} 42 {b}"
-        return rf"{a}(?:ed|ing)? {b}", lambda: f"{a}ing {b}"
+        return regex_rule(self.rng, self.word)
 
     def rules(self, count: int) -> tuple[list[Rule], list[Trigger]]:
         """``count`` rules and, per rule, a trigger: (text to inject, OID to use)."""
