@@ -39,3 +39,9 @@ install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager \
     prometheus-alertmanager.service
 install_if_missing /usr/bin/promtool prometheus \
     prometheus.service prometheus-node-exporter.service
+# Real peers of the source tests (tests/sources/test_sources_e2e.py) and the
+# HTTP load generator of the benchmarks (tests/test_bench_smoke.py).
+install_if_missing /usr/sbin/rsyslogd rsyslog rsyslog.service
+install_if_missing /usr/sbin/snmptrapd snmptrapd snmptrapd.service
+install_if_missing /usr/bin/snmptrap snmp
+install_if_missing /usr/bin/wrk wrk
