@@ -88,9 +88,36 @@ BREAKER_STATE = Gauge(
     ["sink"],
     multiprocess_mode="max",
 )
+# Retries, parking and backlogs are part of it: buckets up to an hour.
+ALERT_DELIVERY_LATENCY = Histogram(
+    "mutt_alert_delivery_latency_seconds",
+    "end to end: event received by ingest to alert delivered at the sink",
+    ["sink"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
 
 # janitor
 JANITOR_TASKS = Counter("mutt_janitor_tasks_total", "janitor task runs", ["task", "result"])
+
+# audit partitions (set by the janitor's partitions task) and Vault (shared.vault).
+# Labelled, so a process that never measured them exports no series (not a 0).
+AUDIT_PARTITIONS_AHEAD = Gauge(
+    "mutt_audit_partitions_ahead",
+    "months of audit partitions beyond the current one, at the janitor's last reading",
+    ["schema"],
+    multiprocess_mode="mostrecent",
+)
+AUDIT_DEFAULT_ROWS = Gauge(
+    "mutt_audit_partition_default_rows",
+    "rows in the DEFAULT audit partition, at the janitor's last reading",
+    ["schema"],
+    multiprocess_mode="mostrecent",
+)
+VAULT_FAILURES = Counter(
+    "mutt_secrets_vault_failures_total",
+    "failed Vault calls: token renewal, AppRole login, secrets read",
+    ["operation"],
+)
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 

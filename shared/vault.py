@@ -4,7 +4,8 @@ The secret id comes from a file (mounted, never in the environment). All of
 MUTT's secrets live in one KV v2 entry (``<mount>/data/<path>``) whose keys
 are the secret names (``ingest_api_keys``, ``redis_password``, ...). The
 token is renewed when less than a third of its lease is left and, if
-renewal fails or the token was revoked, replaced by a fresh login.
+renewal fails or the token was revoked, replaced by a fresh login. Every
+failed renewal, login and read counts in ``mutt_secrets_vault_failures_total``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hvac.exceptions
 import requests
 
 from shared.errors import MuttError
+from shared.metrics import VAULT_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class VaultSource:
         self._lock = threading.Lock()
         self.logins = 0
         self.renewals = 0
+        for operation in ("renew", "login", "read"):  # series from 0: increase() sees the 1st
+            VAULT_FAILURES.labels(operation)
 
     def get(self, name: str) -> str | None:
         with self._lock:
@@ -69,6 +73,7 @@ class VaultSource:
             answer = self._kv()
         data: Any = answer.get("data", {}).get("data", {})
         if not isinstance(data, dict):
+            VAULT_FAILURES.labels("read").inc()
             raise VaultError(f"Vault entry {self.mount}/{self.path} is not a key/value map")
         self._values = {str(k): str(v) for k, v in data.items() if v is not None}
         self._read_at = time.monotonic()
@@ -79,9 +84,14 @@ class VaultSource:
                 path=self.path, mount_point=self.mount, raise_on_deleted_version=True
             )
         except hvac.exceptions.InvalidPath:
+            VAULT_FAILURES.labels("read").inc()
             raise VaultError(f"Vault has no entry {self.mount}/{self.path}") from None
         except requests.RequestException as exc:
+            VAULT_FAILURES.labels("read").inc()
             raise VaultError(f"cannot reach Vault at {self.addr}: {type(exc).__name__}") from None
+        except hvac.exceptions.VaultError:  # 403 on a revoked token (_read logs in again), 5xx
+            VAULT_FAILURES.labels("read").inc()
+            raise
         return result
 
     def _ensure_token(self) -> None:
@@ -97,6 +107,7 @@ class VaultSource:
             self._set_lease(auth)
             self.renewals += 1
         except (hvac.exceptions.VaultError, requests.RequestException, KeyError) as exc:
+            VAULT_FAILURES.labels("renew").inc()
             log.warning("Vault token renewal failed (%s); logging in again", type(exc).__name__)
             self._login()
 
@@ -104,6 +115,7 @@ class VaultSource:
         try:
             secret_id = self._secret_id_file.read_text().strip()
         except OSError as exc:
+            VAULT_FAILURES.labels("login").inc()
             raise VaultError(
                 f"cannot read the Vault secret id file {self._secret_id_file}: {exc.strerror}"
             ) from None
@@ -114,10 +126,12 @@ class VaultSource:
             hvac.exceptions.Forbidden,
             hvac.exceptions.Unauthorized,
         ):
+            VAULT_FAILURES.labels("login").inc()
             raise VaultError(
                 "Vault refused the AppRole login (check role id and secret id)"
             ) from None
         except requests.RequestException as exc:
+            VAULT_FAILURES.labels("login").inc()
             raise VaultError(f"cannot reach Vault at {self.addr}: {type(exc).__name__}") from None
         self._set_lease(answer["auth"])
         self.logins += 1

@@ -37,8 +37,10 @@ def event(
     )
 
 
-def accepted_event(i: int, message: str | None = None, **extra: object) -> CloudEvent:
-    ev = event(i, message, **extra)
+def accepted_event(
+    i: int, message: str | None = None, hostname: str | None = None, **extra: object
+) -> CloudEvent:
+    ev = event(i, message, hostname, **extra)
     return make_event(TYPE_ACCEPTED, "/mutt/ingest", ev, id=str(ev.event_id))
 
 

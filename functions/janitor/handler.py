@@ -11,6 +11,7 @@ reply CloudEvent (``io.mutt.janitor.completed.v1``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -26,7 +27,7 @@ from functions.janitor import partitions, reclaim, retention
 from functions.janitor.lock import task_lock
 from shared.context import Context
 from shared.handler import Outcome
-from shared.metrics import JANITOR_TASKS
+from shared.metrics import AUDIT_DEFAULT_ROWS, AUDIT_PARTITIONS_AHEAD, JANITOR_TASKS
 from shared.models import TYPE_JANITOR_REPORT, JanitorRequest
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,24 @@ class JanitorHandler:
 
     def _partitions(self) -> object:
         s = self.ctx.settings
-        return partitions.run(self.ctx.pg(), s.partitions_ahead_months, s.audit_retention_days)
+        conn = self.ctx.pg()
+        try:
+            report = partitions.run(conn, s.partitions_ahead_months, s.audit_retention_days)
+        except Exception:
+            # The gauges must show the partitions as they are, above all when the
+            # task cannot create them; the task's own error is what is reported.
+            with contextlib.suppress(Exception):
+                self._export_partitions(partitions.health(conn))
+            raise
+        self._export_partitions(report)
+        return report
+
+    def _export_partitions(self, health: partitions.PartitionReport) -> None:
+        schema = self.ctx.settings.database_schema
+        # No monthly partition at all: as bad as none ahead, one below that.
+        ahead = health.months_ahead if health.months_ahead is not None else -1
+        AUDIT_PARTITIONS_AHEAD.labels(schema).set(ahead)
+        AUDIT_DEFAULT_ROWS.labels(schema).set(health.default_rows)
 
     def _retention(self) -> object:
         s = self.ctx.settings

@@ -9,20 +9,34 @@ put them back (now routed into it).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
 import pg8000.native
 
+_MONTH = re.compile(r"_(\d{4})_(\d{2})$")
+
 
 @dataclass
 class PartitionReport:
+    """What a partitions run did (``created``, ``moved_*``) and the health it left.
+
+    The health fields are what ``health()`` reads, also on its own (``mutt status``):
+    ``partitions`` monthly partitions exist, the newest is ``newest``, which is
+    ``months_ahead`` months after the current one (``None``: no monthly partition
+    at all), and ``default_rows`` rows sit in DEFAULT (``default_rows_capped``: at
+    least that many, the count stopped there).
+    """
+
     created: list[str] = field(default_factory=list)
     moved_rows: int = 0
     moved_months: list[str] = field(default_factory=list)
     default_rows: int = 0
     newest: str | None = None
-    months_ahead: int = 0
+    months_ahead: int | None = None
+    partitions: int = 0
+    default_rows_capped: bool = False
 
 
 def partitions(conn: pg8000.native.Connection) -> list[str]:
@@ -79,15 +93,35 @@ def move_default_rows(conn: pg8000.native.Connection, not_before: date) -> tuple
     return names, moved
 
 
-def health(conn: pg8000.native.Connection, report: PartitionReport) -> PartitionReport:
-    """Fill in how far ahead partitions exist and how much sits in DEFAULT."""
-    report.default_rows = int(conn.run("SELECT count(*) FROM event_audit_log_default")[0][0])
-    months = [p for p in partitions(conn) if p[-7:-3].isdigit() and p[-2:].isdigit()]
+def health(
+    conn: pg8000.native.Connection,
+    report: PartitionReport | None = None,
+    default_rows_cap: int | None = None,
+) -> PartitionReport:
+    """How far ahead monthly partitions exist and how much sits in DEFAULT (read-only).
+
+    Fills in ``report`` (a new one when ``None``) and returns it. Months count on
+    PostgreSQL's clock, as the partitions are created. ``default_rows_cap`` stops
+    counting DEFAULT's rows after that many (a huge DEFAULT is slow to count).
+    """
+    report = PartitionReport() if report is None else report
+    if default_rows_cap is None:
+        rows = conn.run("SELECT count(*) FROM event_audit_log_default")
+    else:
+        rows = conn.run(
+            "SELECT count(*) FROM (SELECT 1 FROM event_audit_log_default LIMIT :cap) AS s",
+            cap=default_rows_cap + 1,
+        )
+    report.default_rows = int(rows[0][0])
+    report.default_rows_capped = (
+        default_rows_cap is not None and report.default_rows > default_rows_cap
+    )
+    months = [(int(m[1]), int(m[2]), p) for p in partitions(conn) if (m := _MONTH.search(p))]
+    report.partitions = len(months)
+    report.newest, report.months_ahead = None, None
     if months:
-        newest = max(months)
-        report.newest = newest
-        year, month = int(newest[-7:-3]), int(newest[-2:])
-        today = date.today()
+        year, month, report.newest = max(months)
+        today: date = conn.run("SELECT current_date")[0][0]
         report.months_ahead = (year - today.year) * 12 + (month - today.month)
     return report
 

@@ -11,14 +11,13 @@ attention, for cron or a monitoring probe.
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import date
 from typing import Any
 
 import pg8000.native
 import redis
 
 from functions.alert.cache import version_key
+from functions.janitor.partitions import health as partition_health
 from mutt.commands.common import (
     add_command,
     format_age,
@@ -39,7 +38,6 @@ EPILOG = """examples:
 """
 
 DEFAULT_ROWS_CAP = 1_000_000
-_MONTH = re.compile(r"_(\d{4})_(\d{2})$")
 
 
 def _text(value: object) -> str:
@@ -113,31 +111,18 @@ def breaker_status(r: redis.Redis, keys: Keys, now_ms: int) -> list[dict[str, An
 
 
 def audit_partitions(conn: pg8000.native.Connection) -> dict[str, Any]:
-    """Monthly partitions present, how far ahead they reach, rows stuck in DEFAULT."""
-    names = [
-        str(r[0])
-        for r in conn.run(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'event_audit_log'::regclass ORDER BY c.relname"
-        )
-    ]
-    months = [(int(m[1]), int(m[2]), n) for n in names if (m := _MONTH.search(n))]
-    today: date = conn.run("SELECT current_date")[0][0]
-    newest = max(months) if months else None
-    default_rows = int(
-        conn.run(
-            "SELECT count(*) FROM (SELECT 1 FROM event_audit_log_default LIMIT :cap) AS s",
-            cap=DEFAULT_ROWS_CAP + 1,
-        )[0][0]
-    )
+    """Monthly partitions present, how far ahead they reach, rows stuck in DEFAULT.
+
+    The janitor's own reading (``functions.janitor.partitions.health``), read-only,
+    with DEFAULT's rows counted up to ``DEFAULT_ROWS_CAP``.
+    """
+    found = partition_health(conn, default_rows_cap=DEFAULT_ROWS_CAP)
     return {
-        "partitions": len(months),
-        "newest": newest[2] if newest else None,
-        "months_ahead": (
-            (newest[0] - today.year) * 12 + newest[1] - today.month if newest else None
-        ),
-        "default_rows": default_rows,
-        "default_rows_capped": default_rows > DEFAULT_ROWS_CAP,
+        "partitions": found.partitions,
+        "newest": found.newest,
+        "months_ahead": found.months_ahead,
+        "default_rows": found.default_rows,
+        "default_rows_capped": found.default_rows_capped,
     }
 
 
