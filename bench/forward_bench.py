@@ -53,6 +53,7 @@ from functions.forward.delivery import Deliverer
 from functions.forward.routing import Router
 from functions.forward.sinks.base import Sink
 from functions.forward.sinks.file import FileSink
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.webhook import WebhookSink
 from shared.broker import streams
 from shared.broker.keys import GROUP_FORWARD, Keys
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace) -> list[Case]:
             return [str(x) for x in doc["ids"]]
 
         def new_webhook() -> Sink:
-            return WebhookSink("webhook", hook_url, session=requests.Session())
+            return WebhookSink("webhook", hook_url, session=HttpSession())
 
         for sink_name in args.sinks.split(","):
             for limit in (0, args.limit):

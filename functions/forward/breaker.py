@@ -14,7 +14,20 @@ from importlib import resources
 
 import redis
 
-_SCRIPT = resources.files("functions.forward").joinpath("breaker.lua").read_text()
+BREAKER_LUA = resources.files("functions.forward").joinpath("breaker.lua").read_text()
+_SCRIPT = (
+    BREAKER_LUA
+    + """
+local now = breaker_now()
+if ARGV[1] == "admit" then
+  local admitted, state, retry_after = breaker_admit(
+    KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+  return {admitted, state, retry_after}
+end
+local state, failures = breaker_record(KEYS[1], now, ARGV[2], tonumber(ARGV[3]))
+return {state, failures}
+"""
+)
 
 STATES = {"closed": 0, "half_open": 1, "open": 2}
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from functions.forward.routing import Route, Router
 from functions.forward.sinks.base import Sink
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.registry import SinkConfig, SinkConfigError, build_sinks
 from shared.errors import ConfigError
 from shared.secrets import Secrets
@@ -84,9 +84,7 @@ def load_config(path: Path) -> ForwardConfig:
 def build(config: ForwardConfig, secrets: Secrets) -> tuple[dict[str, Sink], Router]:
     """The sinks (credentials resolved now) and the router."""
     try:
-        sinks = build_sinks(
-            config.sinks, session=requests.Session(), resolve_secret=secrets.require
-        )
+        sinks = build_sinks(config.sinks, session=HttpSession(), resolve_secret=secrets.require)
     except SinkConfigError as exc:
         raise ConfigError(f"MUTT_FORWARD_CONFIG: {exc}") from None
     return sinks, Router(config.routes, config.default)

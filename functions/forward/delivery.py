@@ -7,22 +7,59 @@ for later without burning a retry. Sends are classified by the sink:
 delivered (marker written, report replied), retry (backoff with jitter,
 parked, dead-lettered once the attempts are spent) or permanent (dead-
 lettered with the vendor's answer). Nothing here sleeps.
+
+Redis round trips. Each sink's share of a batch costs two calls, and the
+second rides with the next sink's first, so a batch makes ``sinks + 1``
+round trips here (the worker adds its read, promote and settle):
+
+- *gate* (``gate.lua``): markers checked, breaker admit, rate-limit permits,
+  in one atomic script, right before the sink's sends;
+- *finish* (``finish.lua``): the markers of what the sink accepted are set
+  and the breaker records the outcomes, in one atomic script, right after
+  the sink's sends -- pipelined with the next sink's gate, or sent alone
+  after the last sink.
+
+Both are ``EVALSHA`` in a plain pipeline (redis-py's ``Script`` objects
+would add a ``SCRIPT EXISTS`` round trip to every pipeline); a ``NOSCRIPT``
+answer (Redis restarted) loads the script and runs that call again, which is
+safe because a script that did not run changed nothing.
+
+Crash safety (SIGKILL at any point; the entry is acknowledged only by the
+worker's settle ``MULTI/EXEC``, after ``handle`` has returned):
+
+1. vendor write, then 2. marker ``SET`` (finish), then 3. ``XACK`` (settle).
+
+A marker is therefore never set later than the acknowledgement of its
+entry, and never before the vendor accepted the alert. Killed between 1 and
+2, the entry is still pending: another consumer reclaims it and sends it
+again, and the vendor's idempotency key (alert id / dedup key; the file sink
+recognises it itself) absorbs the repeat -- exactly as before, and the
+window is the same as before: a sink's markers are written before the next
+sink's sends begin. Killed between 2 and 3, the reclaimed entry finds the
+marker and is reported ``duplicate`` without a send. Delivery reports are
+replies: the worker publishes them in the settle transaction with the ack,
+so they add no round trip and exist exactly when the entry is acknowledged.
+(Folding the finish into the settle ``MULTI`` itself would save one more
+round trip, but the settle belongs to ``shared/broker``, and the HTTP
+function has no settle at all, so the engine keeps writing its markers.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from importlib import resources
+from typing import Any, Literal
 
 import redis
 from cloudevents.http import CloudEvent
 from pydantic import ValidationError
 
-from functions.forward.breaker import BreakerSettings, CircuitBreaker
+from functions.forward.breaker import BREAKER_LUA
 from functions.forward.routing import Router
 from functions.forward.sinks.base import SendResult, Sink
 from shared.broker.keys import Keys
@@ -31,6 +68,7 @@ from shared.envelope import make_event
 from shared.failpoints import failpoint
 from shared.handler import Outcome
 from shared.metrics import (
+    ALERT_DELIVERY_LATENCY,
     BREAKER_STATE,
     BREAKER_VALUES,
     DEFERRALS,
@@ -38,7 +76,7 @@ from shared.metrics import (
     DELIVERY_SECONDS,
 )
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
-from shared.ratelimit import SlidingWindowLimiter
+from shared.ratelimit import SLIDING_WINDOW_LUA
 from shared.tracing import context_from, span
 
 log = logging.getLogger(__name__)
@@ -48,6 +86,34 @@ EXT_SINKS = "muttsinks"
 EXT_ATTEMPT = "muttattempt"
 MARKER_TTL_SECONDS = 7 * 86_400
 MIN_PARK_SECONDS = 0.05
+
+_HERE = resources.files("functions.forward")
+
+
+class _Script:
+    """A Lua script run with ``EVALSHA`` inside pipelines (loaded on ``NOSCRIPT``)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+_GATE = _Script(SLIDING_WINDOW_LUA + BREAKER_LUA + _HERE.joinpath("gate.lua").read_text())
+_FINISH = _Script(BREAKER_LUA + _HERE.joinpath("finish.lua").read_text())
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One script call, queued in a pipeline."""
+
+    script: _Script
+    keys: list[str]
+    args: list[str | int]
+    sink: str = ""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass
@@ -95,15 +161,6 @@ class Deliverer:
         self.router = router
         self.dyn = dyn
         self.rate_limits = dict(rate_limits or {})
-        self._limiters = {n: SlidingWindowLimiter(r, f"{keys.base}:rl:sink:{n}") for n in sinks}
-
-    def breaker(self, sink: str) -> CircuitBreaker:
-        settings = BreakerSettings(
-            threshold=self.dyn.get("breaker_threshold"),
-            cooldown_ms=self.dyn.get("breaker_cooldown_ms"),
-            probe_timeout_ms=max(30_000, self.dyn.get("breaker_cooldown_ms")),
-        )
-        return CircuitBreaker(self.r, f"{self.keys.base}:breaker:{sink}", settings)
 
     def marker(self, sink: str, alert: Alert) -> str:
         return f"{self.keys.base}:delivered:{sink}:{alert.alert_id}"
@@ -118,12 +175,20 @@ class Deliverer:
                 jobs += self._jobs(i, ce)
             except ValueError as exc:
                 rejects[i] = str(exc)
-        fresh = self._skip_delivered(jobs, results)
         by_sink: dict[str, list[Job]] = {}
-        for job in fresh:
-            by_sink.setdefault(job.sink, []).append(job)
+        seen: set[tuple[str, str]] = set()
+        for job in jobs:
+            key = (job.sink, str(job.alert.alert_id))
+            if key in seen:  # twice in this batch: the first one stands for both
+                results[job.item].reports.append(self._report(job, "duplicate", 0.0))
+            else:
+                seen.add(key)
+                by_sink.setdefault(job.sink, []).append(job)
+        finish: _Call | None = None  # the last sink's finish, sent with the next gate
         for sink, group in by_sink.items():
-            self._deliver_group(sink, group, sources, results)
+            finish = self._deliver_group(sink, group, sources, results, finish)
+        if finish is not None:
+            self._run([finish])
         outcomes = []
         for i, res in enumerate(results):
             if i in rejects:
@@ -146,49 +211,119 @@ class Deliverer:
         targets = [s for s in str(named).split(",") if s] if named else self.router.route(alert)
         return [Job(i, alert, sink, attempt) for sink in targets]
 
-    def _skip_delivered(self, jobs: list[Job], results: list[Result]) -> list[Job]:
-        """Drop jobs already delivered, or repeated within the batch (one round trip)."""
-        if not jobs:
-            return []
+    def _run(self, calls: Sequence[_Call]) -> list[Any]:
+        """The calls in one pipelined round trip; their replies, in order.
+
+        A finish in ``calls`` also updates its sink's breaker gauge.
+        """
         pipe = self.r.pipeline(transaction=False)
-        for job in jobs:
-            pipe.exists(self.marker(job.sink, job.alert))
-        fresh = []
-        seen: set[tuple[str, str]] = set()
-        for job, done in zip(jobs, pipe.execute(), strict=True):
-            key = (job.sink, str(job.alert.alert_id))
-            if done or key in seen:  # delivered before, or twice in this batch
-                results[job.item].reports.append(self._report(job, "duplicate", 0.0))
-            else:
-                seen.add(key)
-                fresh.append(job)
-        return fresh
+        for call in calls:
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        for n, (call, reply) in enumerate(zip(calls, replies, strict=True)):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self.r.script_load(call.script.source)
+                replies[n] = self.r.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            elif isinstance(reply, Exception):
+                raise reply
+            if call.script is _FINISH:
+                state = _text(replies[n][0])
+                if state:
+                    BREAKER_STATE.labels(call.sink).set(BREAKER_VALUES.get(state, 0))
+        return replies
+
+    def _gate(self, sink: str, markers: list[str]) -> _Call:
+        cooldown = self.dyn.get("breaker_cooldown_ms")
+        limit = self.rate_limits.get(sink, self.dyn.get("forward_rate_limit"))
+        return _Call(
+            _GATE,
+            [f"{self.keys.base}:breaker:{sink}", f"{self.keys.base}:rl:sink:{sink}", *markers],
+            [cooldown, max(30_000, cooldown), limit, self.dyn.get("forward_rate_window_ms")],
+            sink,
+        )
 
     def _deliver_group(
-        self, sink_name: str, group: list[Job], sources: list[CloudEvent], results: list[Result]
-    ) -> None:
+        self,
+        sink_name: str,
+        group: list[Job],
+        sources: list[CloudEvent],
+        results: list[Result],
+        finish: _Call | None,
+    ) -> _Call | None:
+        """Gate and send one sink's jobs; returns this sink's finish, still to run.
+
+        ``finish`` (the previous sink's, if any) runs in the gate's round trip,
+        before this sink's first send.
+        """
         sink = self.sinks.get(sink_name)
         if sink is None:
-            for job in group:
+            self._unconfigured(sink_name, group, sources, results, finish)
+            return None
+        go = self._admit(sink_name, group, sources, results, finish)
+        return self._send(sink_name, sink, go, sources, results) if go else None
+
+    def _unconfigured(
+        self,
+        sink_name: str,
+        group: list[Job],
+        sources: list[CloudEvent],
+        results: list[Result],
+        finish: _Call | None,
+    ) -> None:
+        """Jobs for a sink that is gone: duplicates if delivered before, else dead letters."""
+        if finish is not None:
+            self._run([finish])
+        pipe = self.r.pipeline(transaction=False)
+        for job in group:
+            pipe.exists(self.marker(sink_name, job.alert))
+        for job, delivered in zip(group, pipe.execute(), strict=True):
+            if delivered:
+                results[job.item].reports.append(self._report(job, "duplicate", 0.0))
+            else:
                 why = f"sink {sink_name!r} is not configured (any more)"
                 results[job.item].dead.append((self._copy(sources[job.item], job), why))
-            return
-        breaker = self.breaker(sink_name)
-        admission = breaker.admit(len(group))
-        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(admission.state, 0))
-        admitted, blocked = group[: admission.admitted], group[admission.admitted :]
+
+    def _admit(
+        self,
+        sink_name: str,
+        group: list[Job],
+        sources: list[CloudEvent],
+        results: list[Result],
+        finish: _Call | None,
+    ) -> list[Job]:
+        """The jobs that may be sent now; duplicates reported, the rest parked."""
+        gate = self._gate(sink_name, [self.marker(sink_name, job.alert) for job in group])
+        reply = self._run([finish, gate] if finish is not None else [gate])[-1]
+        admitted_n, state, breaker_wait, granted_n, limit_wait, done = reply
+        fresh: list[Job] = []
+        for job, flag in zip(group, _text(done), strict=True):
+            if flag == "1":  # delivered before: a redelivered entry
+                results[job.item].reports.append(self._report(job, "duplicate", 0.0))
+            else:
+                fresh.append(job)
+        if not fresh:
+            return []
+        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(_text(state), 0))
+        admitted, blocked = fresh[: int(admitted_n)], fresh[int(admitted_n) :]
         if blocked:
             DEFERRALS.labels(sink_name, "breaker").inc(len(blocked))
-        self._park(blocked, admission.retry_after_ms / 1000, sources, results, same_attempt=True)
-        limit = self.rate_limits.get(sink_name, self.dyn.get("forward_rate_limit"))
-        grant = self._limiters[sink_name].acquire(
-            len(admitted), limit, self.dyn.get("forward_rate_window_ms"), all_or_nothing=False
-        )
-        go, wait = admitted[: grant.granted], admitted[grant.granted :]
+        self._park(blocked, int(breaker_wait) / 1000, sources, results, same_attempt=True)
+        go, wait = admitted[: int(granted_n)], admitted[int(granted_n) :]
         if wait:
             DEFERRALS.labels(sink_name, "rate_limit").inc(len(wait))
-        self._park(wait, grant.retry_after_ms / 1000, sources, results, same_attempt=True)
-        outcomes: list[bool] = []
+        self._park(wait, int(limit_wait) / 1000, sources, results, same_attempt=True)
+        return go
+
+    def _send(
+        self,
+        sink_name: str,
+        sink: Sink,
+        go: list[Job],
+        sources: list[CloudEvent],
+        results: list[Result],
+    ) -> _Call | None:
+        """Send in order; returns the finish (markers + breaker record) to run next."""
+        outcomes: list[str] = []
         delivered_markers: list[str] = []
         threshold = self.dyn.get("breaker_threshold")
         consecutive = 0
@@ -206,20 +341,21 @@ class Deliverer:
             latency = time.perf_counter() - started
             DELIVERIES.labels(sink_name, result.outcome).inc()
             DELIVERY_SECONDS.labels(sink_name).observe(latency)
-            outcomes.append(result.outcome != "retry")
+            outcomes.append("F" if result.outcome == "retry" else "S")
             consecutive = 0 if result.outcome != "retry" else consecutive + 1
             self._settle_job(job, result, latency, sources, results, delivered_markers)
             failpoint("forward.after_deliver")
         flush = getattr(sink, "flush", None)
-        if go and callable(flush):
+        if callable(flush):
             flush()
-        if delivered_markers:
-            pipe = self.r.pipeline(transaction=False)
-            for key in delivered_markers:
-                pipe.set(key, b"1", ex=MARKER_TTL_SECONDS)
-            pipe.execute()
-        state = breaker.record(outcomes)
-        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(state, 0))
+        if not outcomes:
+            return None
+        return _Call(
+            _FINISH,
+            [f"{self.keys.base}:breaker:{sink_name}", *delivered_markers],
+            ["".join(outcomes), threshold, MARKER_TTL_SECONDS],
+            sink_name,
+        )
 
     def _settle_job(
         self,
@@ -233,6 +369,9 @@ class Deliverer:
         res = results[job.item]
         if result.outcome == "delivered":
             markers.append(self.marker(job.sink, job.alert))
+            if not result.duplicate:  # a repeat is not a delivery: its first time was
+                since = time.time() - job.alert.event.received_at.timestamp()
+                ALERT_DELIVERY_LATENCY.labels(job.sink).observe(max(0.0, since))
             kind: Literal["delivered", "duplicate"] = (
                 "duplicate" if result.duplicate else "delivered"
             )

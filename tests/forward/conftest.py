@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
+
+from functions.forward.sinks.http import HttpSession
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
+def session() -> Iterator[HttpSession]:
+    with HttpSession() as s:
         yield s

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from functions.forward.sinks.alertmanager import AlertmanagerSink
+from functions.forward.sinks.http import HttpSession
 from shared.models import Severity, utcnow
 from tests.forward.vendor import make_alert
 from tests.helpers import free_port, stop, wait_http
@@ -72,7 +73,7 @@ def test_alert_round_trips_through_alertmanager(
 ) -> None:
     url, proc = alertmanager
     alert = make_alert(Severity.CRITICAL)
-    with requests.Session() as session:
+    with HttpSession() as session:
         sink = AlertmanagerSink(
             "am",
             url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import requests
+from urllib3.exceptions import ProtocolError
 
 from functions.forward.sinks.http import classify, mask, network_failure, parse_retry_after
 
@@ -44,7 +44,7 @@ def test_mask_ignores_trivially_short_secrets() -> None:
 
 
 def test_network_failure_names_only_the_host() -> None:
-    exc = requests.ConnectionError("HTTPSConnectionPool(host='h', port=443): url: /p?token=SECRET")
+    exc = ProtocolError("HTTPSConnectionPool(host='h', port=443): url: /p?token=SECRET")
     result = network_failure(exc, "https://hooks.example.com/p?token=SECRET", 5)
     assert result.outcome == "retry"
     assert result.detail == "cannot reach hooks.example.com: ConnectionError"

@@ -11,9 +11,9 @@ import io
 import json
 
 import pytest
-import requests
 
 from functions.forward.sinks import severity
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
@@ -24,7 +24,7 @@ from tests.forward.vendor import VendorServer, make_alert
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
 
-def test_moogsoft_event(vendor: VendorServer, session: requests.Session) -> None:
+def test_moogsoft_event(vendor: VendorServer, session: HttpSession) -> None:
     alert = make_alert(Severity.ERROR)
     sink = MoogsoftSink(
         "moog", KEY, session=session, url=vendor.url + "/v1/integrations/events", timeout=2
@@ -61,7 +61,7 @@ def test_moogsoft_event(vendor: VendorServer, session: requests.Session) -> None
     }
 
 
-def test_moogsoft_bearer_auth(vendor: VendorServer, session: requests.Session) -> None:
+def test_moogsoft_bearer_auth(vendor: VendorServer, session: HttpSession) -> None:
     sink = MoogsoftSink("moog", KEY, session=session, url=vendor.url + "/events", auth="bearer")
     assert sink.send(make_alert()).outcome == "delivered"
     (req,) = vendor.requests
@@ -69,7 +69,7 @@ def test_moogsoft_bearer_auth(vendor: VendorServer, session: requests.Session) -
     assert "apiKey" not in req.headers
 
 
-def test_pagerduty_trigger(vendor: VendorServer, session: requests.Session) -> None:
+def test_pagerduty_trigger(vendor: VendorServer, session: HttpSession) -> None:
     vendor.reply(202, '{"status":"success","message":"Event processed","dedup_key":"x"}')
     alert = make_alert(Severity.CRITICAL)
     sink = PagerDutySink("pd", KEY, session=session, url=vendor.url + "/v2/enqueue", timeout=2)
@@ -107,16 +107,14 @@ def test_pagerduty_trigger(vendor: VendorServer, session: requests.Session) -> N
     assert details["event"]["varbinds"] == [{"oid": "1.3.6.1.2.1.2.2.1.1.1", "value": "1"}]
 
 
-def test_pagerduty_summary_is_capped_at_1024(
-    vendor: VendorServer, session: requests.Session
-) -> None:
+def test_pagerduty_summary_is_capped_at_1024(vendor: VendorServer, session: HttpSession) -> None:
     sink = PagerDutySink("pd", KEY, session=session, url=vendor.url)
     sink.send(make_alert(summary="x" * 4000))
     summary = vendor.requests[0].json()["payload"]["summary"]
     assert len(summary) == 1024 and summary.endswith("…")
 
 
-def test_servicenow_record(vendor: VendorServer, session: requests.Session) -> None:
+def test_servicenow_record(vendor: VendorServer, session: HttpSession) -> None:
     vendor.reply(200, '{"result":{"Default Bulk Endpoint":"1 events were inserted"}}')
     alert = make_alert(Severity.WARNING)
     sink = ServiceNowSink(
@@ -153,7 +151,7 @@ def test_servicenow_record(vendor: VendorServer, session: requests.Session) -> N
     assert info["event"]["hostname"] == "core-router-01.dc1.example.com"
 
 
-def test_unhandled_alert_names_its_rule(vendor: VendorServer, session: requests.Session) -> None:
+def test_unhandled_alert_names_its_rule(vendor: VendorServer, session: HttpSession) -> None:
     sink = PagerDutySink("pd", KEY, session=session, url=vendor.url)
     sink.send(make_alert(rule_id="unhandled", summary="   "))
     payload = vendor.requests[0].json()["payload"]

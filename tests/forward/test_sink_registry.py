@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 from pydantic import ValidationError
 
 from functions.forward.sinks.alertmanager import AlertmanagerSink
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.registry import (
@@ -63,7 +63,7 @@ def test_builds_every_type_resolving_secret_names() -> None:
         asked.append(name)
         return SECRETS[name]
 
-    with requests.Session() as session:
+    with HttpSession() as session:
         sinks = build_sinks(CONFIGS, session=session, resolve_secret=resolve)
     assert {n: type(s) for n, s in sinks.items()} == {
         "pd-netops": PagerDutySink,
@@ -97,7 +97,7 @@ def test_a_built_sink_sends_with_the_resolved_credential(vendor: VendorServer) -
             "timeout_seconds": 2,
         }
     )
-    with requests.Session() as session:
+    with HttpSession() as session:
         sink = build_sink(config, session=session, resolve_secret=SECRETS.__getitem__)
         assert sink.send(make_alert()).outcome == "delivered"
     assert vendor.requests[0].json()["routing_key"] == SECRETS["pd_netops_key"]
@@ -134,7 +134,7 @@ def test_invalid_configs_are_refused(raw: dict[str, Any], complaint: str) -> Non
 
 def test_unresolvable_or_empty_secrets_fail_the_build_without_leaking() -> None:
     config = parse_sink_config(CONFIGS[0])
-    with requests.Session() as session:
+    with HttpSession() as session:
         with pytest.raises(SinkConfigError, match=r"'pd_netops_key' cannot be resolved \(KeyError"):
             build_sink(config, session=session, resolve_secret=dict[str, str]().__getitem__)
         with pytest.raises(SinkConfigError, match="'pd_netops_key' is empty"):
@@ -142,5 +142,5 @@ def test_unresolvable_or_empty_secrets_fail_the_build_without_leaking() -> None:
 
 
 def test_duplicate_names_are_refused() -> None:
-    with requests.Session() as session, pytest.raises(SinkConfigError, match="'local'"):
+    with HttpSession() as session, pytest.raises(SinkConfigError, match="'local'"):
         build_sinks([CONFIGS[-1], CONFIGS[-1]], session=session, resolve_secret=SECRETS.__getitem__)

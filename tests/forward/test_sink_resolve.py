@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import requests
-
 from functions.forward.sinks import alertmanager
 from functions.forward.sinks.alertmanager import AlertmanagerSink
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
@@ -38,7 +37,7 @@ def test_default_action_is_trigger_and_old_payloads_still_parse() -> None:
 
 
 def test_pagerduty_resolve_names_only_the_dedup_key(
-    vendor: VendorServer, session: requests.Session
+    vendor: VendorServer, session: HttpSession
 ) -> None:
     _, resolve = trigger_and_resolve()
     vendor.reply(202, '{"status":"success"}')
@@ -53,7 +52,7 @@ def test_pagerduty_resolve_names_only_the_dedup_key(
 
 
 def test_moogsoft_resolve_is_severity_zero_with_the_same_dedupe_key(
-    vendor: VendorServer, session: requests.Session
+    vendor: VendorServer, session: HttpSession
 ) -> None:
     trigger, resolve = trigger_and_resolve()
     sink = MoogsoftSink("moog", KEY, session=session, url=vendor.url + "/events", timeout=2)
@@ -67,7 +66,7 @@ def test_moogsoft_resolve_is_severity_zero_with_the_same_dedupe_key(
 
 
 def test_servicenow_resolve_is_severity_zero_and_closing(
-    vendor: VendorServer, session: requests.Session
+    vendor: VendorServer, session: HttpSession
 ) -> None:
     trigger, resolve = trigger_and_resolve()
     sink = ServiceNowSink("snow", vendor.url, "u", "p4ssword", session=session, timeout=2)
@@ -83,7 +82,7 @@ def test_servicenow_resolve_is_severity_zero_and_closing(
 
 
 def test_alertmanager_resolve_ends_now_with_the_same_labels(
-    vendor: VendorServer, session: requests.Session
+    vendor: VendorServer, session: HttpSession
 ) -> None:
     trigger, resolve = trigger_and_resolve()
     now = EVENT_TIME + timedelta(minutes=5)
@@ -104,7 +103,7 @@ def test_alertmanager_resolve_never_ends_before_it_starts() -> None:
     assert body["endsAt"] == body["startsAt"] == alertmanager.rfc3339(EVENT_TIME)
 
 
-def test_webhook_receivers_see_the_action(vendor: VendorServer, session: requests.Session) -> None:
+def test_webhook_receivers_see_the_action(vendor: VendorServer, session: HttpSession) -> None:
     _, resolve = trigger_and_resolve()
     WebhookSink("hook", vendor.url, session=session).send(resolve)
     assert json.loads(vendor.requests[0].body)["action"] == "resolve"

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-import requests
 
 from functions.forward.sinks.alertmanager import AlertmanagerSink
 from functions.forward.sinks.base import Sink
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
@@ -24,7 +24,7 @@ from tests.forward.vendor import VendorServer, make_alert
 from tests.helpers import free_port
 
 SECRET = "Zq9-very-secret-credential-42"
-Factory = Callable[[str, requests.Session, float], Sink]
+Factory = Callable[[str, HttpSession, float], Sink]
 
 SINKS: dict[str, Factory] = {
     "moogsoft": lambda url, s, t: MoogsoftSink(
@@ -46,14 +46,14 @@ SINKS: dict[str, Factory] = {
 each_sink = pytest.mark.parametrize("kind", sorted(SINKS))
 
 
-def sink_for(kind: str, vendor_url: str, session: requests.Session, timeout: float = 2.0) -> Sink:
+def sink_for(kind: str, vendor_url: str, session: HttpSession, timeout: float = 2.0) -> Sink:
     return SINKS[kind](vendor_url, session, timeout)
 
 
 @each_sink
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
 def test_2xx_is_delivered(
-    kind: str, status: int, vendor: VendorServer, session: requests.Session
+    kind: str, status: int, vendor: VendorServer, session: HttpSession
 ) -> None:
     vendor.reply(status)
     result = sink_for(kind, vendor.url, session).send(make_alert())
@@ -63,7 +63,7 @@ def test_2xx_is_delivered(
 @each_sink
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
 def test_other_4xx_is_permanent_with_a_short_detail(
-    kind: str, status: int, vendor: VendorServer, session: requests.Session
+    kind: str, status: int, vendor: VendorServer, session: HttpSession
 ) -> None:
     vendor.reply(status, '{"status":"invalid event","errors":["bad"]}' + "x" * 1000)
     result = sink_for(kind, vendor.url, session).send(make_alert())
@@ -75,7 +75,7 @@ def test_other_4xx_is_permanent_with_a_short_detail(
 
 @each_sink
 def test_429_retries_after_the_delay_in_seconds(
-    kind: str, vendor: VendorServer, session: requests.Session
+    kind: str, vendor: VendorServer, session: HttpSession
 ) -> None:
     vendor.reply(429, "slow down", headers={"Retry-After": "7"})
     result = sink_for(kind, vendor.url, session).send(make_alert())
@@ -85,7 +85,7 @@ def test_429_retries_after_the_delay_in_seconds(
 
 @each_sink
 def test_503_retries_after_an_http_date(
-    kind: str, vendor: VendorServer, session: requests.Session
+    kind: str, vendor: VendorServer, session: HttpSession
 ) -> None:
     when = datetime.now(UTC) + timedelta(seconds=120)
     vendor.reply(503, headers={"Retry-After": format_datetime(when, usegmt=True)})
@@ -98,7 +98,7 @@ def test_503_retries_after_an_http_date(
 @each_sink
 @pytest.mark.parametrize("status", [408, 425, 500, 502, 504])
 def test_transient_statuses_retry(
-    kind: str, status: int, vendor: VendorServer, session: requests.Session
+    kind: str, status: int, vendor: VendorServer, session: HttpSession
 ) -> None:
     vendor.reply(status, "<html>oops</html>")
     result = sink_for(kind, vendor.url, session).send(make_alert())
@@ -106,7 +106,7 @@ def test_transient_statuses_retry(
 
 
 @each_sink
-def test_timeout_retries(kind: str, vendor: VendorServer, session: requests.Session) -> None:
+def test_timeout_retries(kind: str, vendor: VendorServer, session: HttpSession) -> None:
     vendor.reply(202, delay=5.0)  # released when the server stops
     result = sink_for(kind, vendor.url, session, timeout=0.2).send(make_alert())
     assert (result.outcome, result.status) == ("retry", None)
@@ -114,7 +114,7 @@ def test_timeout_retries(kind: str, vendor: VendorServer, session: requests.Sess
 
 
 @each_sink
-def test_refused_connection_retries(kind: str, session: requests.Session) -> None:
+def test_refused_connection_retries(kind: str, session: HttpSession) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = sink_for(kind, url, session).send(make_alert())
     assert (result.outcome, result.status) == ("retry", None)
@@ -123,9 +123,7 @@ def test_refused_connection_retries(kind: str, session: requests.Session) -> Non
 
 
 @each_sink
-def test_redirects_are_not_followed(
-    kind: str, vendor: VendorServer, session: requests.Session
-) -> None:
+def test_redirects_are_not_followed(kind: str, vendor: VendorServer, session: HttpSession) -> None:
     vendor.reply(302, headers={"Location": vendor.url + "/elsewhere"})
     result = sink_for(kind, vendor.url, session).send(make_alert())
     assert (result.outcome, result.status) == ("permanent", 302)
@@ -134,7 +132,7 @@ def test_redirects_are_not_followed(
 
 @each_sink
 def test_credentials_echoed_by_the_vendor_are_masked(
-    kind: str, vendor: VendorServer, session: requests.Session
+    kind: str, vendor: VendorServer, session: HttpSession
 ) -> None:
     vendor.reply(400, f"invalid key {SECRET} for this integration")
     result = sink_for(kind, vendor.url, session).send(make_alert())
@@ -143,7 +141,7 @@ def test_credentials_echoed_by_the_vendor_are_masked(
 
 
 @each_sink
-def test_health(kind: str, vendor: VendorServer, session: requests.Session) -> None:
+def test_health(kind: str, vendor: VendorServer, session: HttpSession) -> None:
     sink = sink_for(kind, vendor.url, session)
     assert sink.health()
     assert all(r.method in {"GET", "HEAD"} for r in vendor.requests)  # no event created

@@ -41,7 +41,7 @@ def sdk() -> Iterator[None]:
 def test_one_trace_from_ingest_through_alert_to_the_sink(
     ctx: Context, r: redis.Redis, keys: Keys, vendor: VendorServer
 ) -> None:
-    import requests
+    from functions.forward.sinks.http import HttpSession
 
     _exporter.clear()
     client = make_client(ctx.settings)
@@ -63,7 +63,7 @@ def test_one_trace_from_ingest_through_alert_to_the_sink(
 
     (outcome,) = make_alert_handler(ctx).handle([accepted])
     alert = next(x for x in outcome.replies if x["type"] == "io.mutt.alert.raised.v1")
-    sink = WebhookSink("hook", f"{vendor.url}/hook", session=requests.Session())
+    sink = WebhookSink("hook", f"{vendor.url}/hook", session=HttpSession())
     deliverer = Deliverer(r, keys, {"hook": sink}, Router([], ["hook"]), ctx.dynamic)
     (done,) = deliverer.handle([alert])
     assert done.status == "ok"

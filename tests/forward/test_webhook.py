@@ -6,8 +6,7 @@ import hashlib
 import hmac
 import re
 
-import requests
-
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.webhook import WebhookSink, sign, verify_signature
 from shared.models import Alert
 from tests.forward.vendor import VendorServer, make_alert
@@ -16,7 +15,7 @@ SECRET = "whsec-4f1b2c9e8d7a"
 NOW = 1_736_951_500
 
 
-def test_body_headers_and_signature(vendor: VendorServer, session: requests.Session) -> None:
+def test_body_headers_and_signature(vendor: VendorServer, session: HttpSession) -> None:
     alert = make_alert()
     sink = WebhookSink(
         "hook",
@@ -69,7 +68,7 @@ def test_verify_accepts_any_of_several_signatures_during_rotation() -> None:
     assert verify_signature("old-secret", body, both, now=NOW)
 
 
-def test_unsigned_with_bearer_token(vendor: VendorServer, session: requests.Session) -> None:
+def test_unsigned_with_bearer_token(vendor: VendorServer, session: HttpSession) -> None:
     sink = WebhookSink("hook", vendor.url, session=session, bearer_token="tok-123456")
     assert sink.send(make_alert()).outcome == "delivered"
     (req,) = vendor.requests

@@ -29,12 +29,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-import requests
 
 from functions.forward.sinks import severity
 from functions.forward.sinks.base import SendResult
 from functions.forward.sinks.fields import MESSAGE_CHARS, check_name, summary, truncate
-from functions.forward.sinks.http import post
+from functions.forward.sinks.http import FOLLOW_REDIRECTS, NETWORK_ERRORS, HttpSession, post
 from shared.models import Alert, utcnow
 
 DEFAULT_RESOLVE_AFTER = timedelta(hours=1)
@@ -97,7 +96,7 @@ class AlertmanagerSink:
         name: str,
         url: str,
         *,
-        session: requests.Session,
+        session: HttpSession,
         timeout: float = 10.0,
         resolve_after: timedelta = DEFAULT_RESOLVE_AFTER,
         generator_url: str | None = None,
@@ -133,10 +132,13 @@ class AlertmanagerSink:
 
     def health(self) -> bool:
         try:
-            response = self._session.get(
-                self.base_url + "/-/ready", headers=self._headers, timeout=self.timeout
+            response = self._session.request(
+                "GET",
+                self.base_url + "/-/ready",
+                headers=self._headers,
+                timeout=self.timeout,
+                retries=FOLLOW_REDIRECTS,
             )
-        except requests.RequestException:
+        except NETWORK_ERRORS:
             return False
-        response.close()
-        return response.status_code == 200
+        return response.status == 200

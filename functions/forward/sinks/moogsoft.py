@@ -22,12 +22,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-import requests
 
 from functions.forward.sinks import severity
 from functions.forward.sinks.base import SendResult
 from functions.forward.sinks.fields import check_name, decision, summary
-from functions.forward.sinks.http import post, reachable
+from functions.forward.sinks.http import HttpSession, post, reachable
 from shared.models import Alert
 
 DEFAULT_URL = "https://api.moogsoft.ai/v1/integrations/events"
@@ -68,7 +67,7 @@ class MoogsoftSink:
         name: str,
         api_key: str,
         *,
-        session: requests.Session,
+        session: HttpSession,
         url: str = DEFAULT_URL,
         auth: AuthMode = "apikey",
         timeout: float = 10.0,

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import requests
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from functions.forward.sinks import moogsoft, pagerduty
 from functions.forward.sinks.alertmanager import AlertmanagerSink
 from functions.forward.sinks.base import Sink
 from functions.forward.sinks.file import FileSink
+from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
@@ -149,9 +149,7 @@ def _optional_secret(config: _Common, name: str | None, resolve: SecretResolver)
     return None if name is None else _secret(config, name, resolve)
 
 
-def build_sink(
-    config: SinkConfig, *, session: requests.Session, resolve_secret: SecretResolver
-) -> Sink:
+def build_sink(config: SinkConfig, *, session: HttpSession, resolve_secret: SecretResolver) -> Sink:
     """The sink a configuration describes, its credentials resolved now."""
     timeout = config.timeout_seconds
     match config:
@@ -207,7 +205,7 @@ def build_sink(
 def build_sinks(
     configs: Iterable[SinkConfig | Mapping[str, object]],
     *,
-    session: requests.Session,
+    session: HttpSession,
     resolve_secret: SecretResolver,
 ) -> dict[str, Sink]:
     """Sinks by name; raises ``SinkConfigError`` when two share a name."""

@@ -22,12 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import requests
 
 from functions.forward.sinks import severity
 from functions.forward.sinks.base import SendResult
 from functions.forward.sinks.fields import check_name, decision, event_details, summary
-from functions.forward.sinks.http import post, reachable
+from functions.forward.sinks.http import HttpSession, post, reachable
 from shared.models import Alert
 
 PATH = "/api/global/em/jsonv2"
@@ -66,7 +65,7 @@ class ServiceNowSink:
         username: str,
         password: str,
         *,
-        session: requests.Session,
+        session: HttpSession,
         timeout: float = 10.0,
         source: str = "MUTT",
         event_class: str = "MUTT",

@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Mapping
 
 import orjson
-import requests
 
 from functions.forward.sinks.base import SendResult
-from functions.forward.sinks.http import post, reachable
+from functions.forward.sinks.http import HttpSession, post, reachable
 from shared.models import Alert
 
 SIGNATURE_HEADER = "X-MUTT-Signature"
@@ -76,7 +75,7 @@ class WebhookSink:
         name: str,
         url: str,
         *,
-        session: requests.Session,
+        session: HttpSession,
         timeout: float = 10.0,
         signing_secret: str | None = None,
         bearer_token: str | None = None,
