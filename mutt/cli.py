@@ -73,9 +73,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _serve_health(ctx: Context, workers: list[StreamWorker], handlers: list[object]) -> None:
     """The small ops server of a worker or relay process, when MUTT_HEALTH_PORT is set."""
-    from shared.http_function import readiness
     from shared.metrics import watch_streams
     from shared.ops_server import start_ops_server
+    from shared.readiness import readiness
 
     watch_streams(ctx.redis, ctx.keys)
     port = ctx.settings.health_port

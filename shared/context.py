@@ -22,7 +22,6 @@ from shared.errors import ConfigError
 from shared.redis_client import connect_redis
 from shared.secrets import Secrets
 from shared.tracing import configure_from_env
-from shared.vault import VaultSource
 
 
 class Context:
@@ -44,6 +43,8 @@ class Context:
                     "MUTT_VAULT_ADDR is set: MUTT_VAULT_ROLE_ID and MUTT_VAULT_SECRET_ID_FILE"
                     " are needed too"
                 )
+            from shared.vault import VaultSource  # hvac + requests: ~100 ms, only for Vault
+
             vault = VaultSource(
                 s.vault_addr, s.vault_role_id, s.vault_secret_id_file, s.vault_mount, s.vault_path
             )

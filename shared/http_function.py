@@ -26,10 +26,9 @@ from shared.envelope import FIELD, encode
 from shared.handler import Handler, Outcome
 from shared.metrics import render
 from shared.models import INTERNAL_TYPES
+from shared.readiness import Probe, is_ok, readiness
 
 log = logging.getLogger(__name__)
-
-Probe = Callable[[Context], dict[str, str]]
 
 
 def json_response(
@@ -54,24 +53,6 @@ def serve_ops(request: flask.Request, probe: Probe | None = None) -> flask.Respo
         body, ctype = render()
         return flask.Response(body, 200, {"Content-Type": ctype})
     return None
-
-
-def is_ok(check: str) -> bool:
-    """``ok``, or ``ok (...)`` for a working but noteworthy state."""
-    return check == "ok" or check.startswith("ok ")
-
-
-def readiness(ctx: Context, probe: Probe | None = None) -> dict[str, str]:
-    """Each dependency's state as ``ok`` or the reason it is not."""
-    checks: dict[str, str] = {}
-    try:
-        ctx.redis.ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"error: {type(exc).__name__}"
-    if probe is not None:
-        checks.update(probe(ctx))
-    return checks
 
 
 def settle_side_work(ctx: Context, stage: str, stream: str, outcome: Outcome) -> None:

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 
-from shared.http_function import is_ok
 from shared.metrics import render
+from shared.readiness import is_ok
 
 Checks = Callable[[], dict[str, str]]
 

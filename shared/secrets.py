@@ -17,9 +17,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import MuttError
-from shared.vault import VaultError, VaultSource
+
+if TYPE_CHECKING:  # shared.vault imports hvac and requests (~100 ms): only for Vault
+    from shared.vault import VaultSource
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class Secrets:
 
     def _read(self, name: str) -> str | None:
         if self.vault is not None:
+            from shared.vault import VaultError
+
             try:
                 value = self.vault.get(name)
             except VaultError as exc:

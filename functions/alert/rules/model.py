@@ -139,6 +139,9 @@ class Rule(BaseModel):
         return compile_regex(self.match_string)
 
 
+_RULE_FIELDS = frozenset(Rule.model_fields)  # read once: the class property is slow
+
+
 class RuleError(ValueError):
     """A rule that cannot be loaded: names the rule, the field and why."""
 
@@ -173,7 +176,7 @@ def validate_rule(
     """
     data = dict(raw)
     if ignore_unknown:
-        data = {k: v for k, v in data.items() if k in Rule.model_fields}
+        data = {k: v for k, v in data.items() if k in _RULE_FIELDS}
     rule_id = raw.get("id")
     name = str(rule_id) if isinstance(rule_id, int | str) and str(rule_id) else (where or "?")
     try:

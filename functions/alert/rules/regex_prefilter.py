@@ -49,7 +49,13 @@ class _Partners(frozenset[int]):
     table: dict[int, tuple[int, ...]]
 
 
-def _partners(table: dict[int, list[int]]) -> _Partners:
+_NO_PARTNERS = _Partners()
+_NO_PARTNERS.table = {}
+
+
+def _partners(table: dict[int, list[int]] | None) -> _Partners:
+    if not table:  # most literals only ever come second: share one empty set
+        return _NO_PARTNERS
     partners = _Partners(table)
     partners.table = {b: tuple(ranks) for b, ranks in table.items()}
     return partners
@@ -89,7 +95,7 @@ class RegexPrefilter:
                     table.setdefault(b, []).append(rank)
         self.size = len(self._entries)
         self.literals = len(numbers)
-        self._partners = [_partners(pairs.get(n, {})) for n in range(len(numbers))]
+        self._partners = [_partners(pairs.get(n)) for n in range(len(numbers))]
         self._automaton: Any = AhoCorasick(list(numbers)) if numbers else None
 
     def survivors(self, text: str) -> set[int]:
