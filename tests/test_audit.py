@@ -74,3 +74,26 @@ def test_any_message_text_round_trips(pg: pg8000.native.Connection, message: str
         "SELECT event FROM event_audit_log WHERE event_id = CAST(:i AS uuid)", i=str(r.event_id)
     )[0]
     assert event["message"] == message.replace("\x00", "")
+
+
+@settings(
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(st.text(min_size=1, max_size=80), st.text(max_size=80))
+def test_any_text_column_and_json_key_round_trip(
+    pg: pg8000.native.Connection, team: str, key: str
+) -> None:
+    """Backslashes, tabs, newlines and NULs in plain columns and in JSON keys survive COPY."""
+    base = row(int(uuid.uuid4().int % 10**9), when=datetime.now(UTC) - timedelta(days=1))
+    r = AuditRow(
+        **{**base.__dict__, "team": team, "hostname": team, "event": {key: "v\\\t\n\x00"}}
+    )
+    assert write_rows(pg, [r]) == 1
+    (got_team, got_host, event, got_id) = pg.run(
+        "SELECT team, hostname, event, alert_id FROM event_audit_log"
+        " WHERE event_id = CAST(:i AS uuid)",
+        i=str(r.event_id),
+    )[0]
+    assert got_team == got_host == team.replace("\x00", "")
+    assert event == {key.replace("\x00", ""): "v\\\t\n"}
+    assert str(got_id) == str(r.alert_id)
