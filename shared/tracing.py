@@ -25,14 +25,26 @@ tracer = trace.get_tracer("mutt")
 TRACE_EXTENSIONS = ("traceparent", "tracestate")
 
 
+# The API looks this variable up in os.environ on every get_tracer_provider()
+# call while no provider is set (~1 µs: 7% of the alert worker per event).
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
 def enabled() -> bool:
     """True once a real tracer provider (an SDK) is installed.
 
     Without one every span is a no-op, but opening it, extracting and
     injecting context still cost ~15 µs per event; the per-event helpers
-    below skip all of it then.
+    below skip all of it then. Reads the API's global directly (one
+    attribute read) and asks the API only when it could load a provider
+    named by the environment.
     """
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    provider = trace._TRACER_PROVIDER  # set once by set_tracer_provider()
+    if provider is None:
+        if not _PROVIDER_FROM_ENV:
+            return False
+        provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider)
 
 
 def span(

@@ -18,9 +18,10 @@ from importlib import resources
 import redis
 
 from functions.alert.rules import FingerprintMode, fingerprint
+from shared.lua import LuaScript, run_all
 from shared.models import Event
 
-_SCRIPT = resources.files("functions.alert").joinpath("unhandled.lua").read_text()
+_SCRIPT = LuaScript(resources.files("functions.alert").joinpath("unhandled.lua").read_text())
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class UnhandledCounter:
         self._r = r
         self._ns = namespace
         self.mode = mode
-        self._script = r.register_script(_SCRIPT)
 
     def count(
         self, events: Sequence[Event], threshold: int, window_seconds: int, max_fingerprints: int
@@ -52,14 +52,14 @@ class UnhandledCounter:
         by_host: dict[str, list[int]] = {}
         for i, ev in enumerate(events):
             by_host.setdefault(ev.hostname, []).append(i)
-        pipe = self._r.pipeline(transaction=False)
+        calls = []
         for host, items in by_host.items():
             key = f"{self._ns}:unhandled:{{{host}}}:{bucket}"
             args: list[str | int] = [threshold, window_ms, max_fingerprints]
             args += [prints[i] for i in items]
-            self._script(keys=[key], args=args, client=pipe)
+            calls.append((_SCRIPT, [key], args))
         counts = [0] * len(events)
-        for items, answer in zip(by_host.values(), pipe.execute(), strict=True):
+        for items, answer in zip(by_host.values(), run_all(self._r, calls), strict=True):
             for i, n in zip(items, answer, strict=True):
                 counts[i] = int(n)
         return [

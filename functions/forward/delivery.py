@@ -19,7 +19,7 @@ round trips here (the worker adds its read, promote and settle):
   the sink's sends -- pipelined with the next sink's gate, or sent alone
   after the last sink.
 
-Both are ``EVALSHA`` in a plain pipeline (redis-py's ``Script`` objects
+Both are ``EVALSHA`` in a plain pipeline (``shared.lua``; redis-py's ``Script`` objects
 would add a ``SCRIPT EXISTS`` round trip to every pipeline); a ``NOSCRIPT``
 answer (Redis restarted) loads the script and runs that call again, which is
 safe because a script that did not run changed nothing.
@@ -46,7 +46,6 @@ function has no settle at all, so the engine keeps writing its markers.)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -67,6 +66,7 @@ from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.failpoints import failpoint
 from shared.handler import Outcome
+from shared.lua import LuaScript, run_all
 from shared.metrics import (
     ALERT_DELIVERY_LATENCY,
     BREAKER_STATE,
@@ -90,23 +90,15 @@ MIN_PARK_SECONDS = 0.05
 _HERE = resources.files("functions.forward")
 
 
-class _Script:
-    """A Lua script run with ``EVALSHA`` inside pipelines (loaded on ``NOSCRIPT``)."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-
-
-_GATE = _Script(SLIDING_WINDOW_LUA + BREAKER_LUA + _HERE.joinpath("gate.lua").read_text())
-_FINISH = _Script(BREAKER_LUA + _HERE.joinpath("finish.lua").read_text())
+_GATE = LuaScript(SLIDING_WINDOW_LUA + BREAKER_LUA + _HERE.joinpath("gate.lua").read_text())
+_FINISH = LuaScript(BREAKER_LUA + _HERE.joinpath("finish.lua").read_text())
 
 
 @dataclass(frozen=True)
 class _Call:
     """One script call, queued in a pipeline."""
 
-    script: _Script
+    script: LuaScript
     keys: list[str]
     args: list[str | int]
     sink: str = ""
@@ -216,16 +208,8 @@ class Deliverer:
 
         A finish in ``calls`` also updates its sink's breaker gauge.
         """
-        pipe = self.r.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        replies: list[Any] = pipe.execute(raise_on_error=False)
-        for n, (call, reply) in enumerate(zip(calls, replies, strict=True)):
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                self.r.script_load(call.script.source)
-                replies[n] = self.r.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-            elif isinstance(reply, Exception):
-                raise reply
+        replies = run_all(self.r, [(call.script, call.keys, call.args) for call in calls])
+        for n, call in enumerate(calls):
             if call.script is _FINISH:
                 state = _text(replies[n][0])
                 if state:

@@ -17,6 +17,7 @@ from functions.forward.sinks.base import SendResult
 from shared.broker.keys import Keys
 from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
+from shared.lua import LuaScript
 from shared.metrics import REGISTRY, render
 from shared.models import TYPE_ALERT, Alert
 from tests.factories import alert, alert_event
@@ -103,8 +104,8 @@ def test_scripts_unknown_to_redis_are_loaded(
 ) -> None:
     """After a Redis restart the scripts are gone: NOSCRIPT loads them, nothing is lost."""
     salt = f"\n-- {uuid.uuid4()}\n"  # a source Redis has never seen (no SCRIPT FLUSH needed)
-    monkeypatch.setattr(delivery, "_GATE", delivery._Script(delivery._GATE.source + salt))
-    monkeypatch.setattr(delivery, "_FINISH", delivery._Script(delivery._FINISH.source + salt))
+    monkeypatch.setattr(delivery, "_GATE", LuaScript(delivery._GATE.source + salt))
+    monkeypatch.setattr(delivery, "_FINISH", LuaScript(delivery._FINISH.source + salt))
     sink = Scripted("s")
     deliverer, _ = engine(r, keys, [sink])
     deliverer.handle([alert_event(i) for i in range(3)])
