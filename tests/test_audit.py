@@ -85,9 +85,7 @@ def test_any_text_column_and_json_key_round_trip(
 ) -> None:
     """Backslashes, tabs, newlines and NULs in plain columns and in JSON keys survive COPY."""
     base = row(int(uuid.uuid4().int % 10**9), when=datetime.now(UTC) - timedelta(days=1))
-    r = AuditRow(
-        **{**base.__dict__, "team": team, "hostname": team, "event": {key: "v\\\t\n\x00"}}
-    )
+    r = AuditRow(**{**base.__dict__, "team": team, "hostname": team, "event": {key: "v\\\t\n\x00"}})
     assert write_rows(pg, [r]) == 1
     (got_team, got_host, event, got_id) = pg.run(
         "SELECT team, hostname, event, alert_id FROM event_audit_log"
