@@ -40,25 +40,33 @@ def make_event(
 
 
 def encode_new(
-    event_type: str, source: str, data: BaseModel, *, id: str, **extensions: str
+    event_type: str,
+    source: str,
+    data: BaseModel,
+    *,
+    id: str,
+    time: str | None = None,
+    **extensions: str,
 ) -> bytes:
     """``encode(make_event(...))`` without the intermediate CloudEvent object.
 
-    The same bytes for the hot path (ingest publishes every event this way):
-    a dict and orjson cost about a third of going through the SDK's class.
+    The same document for the hot path (ingest publishes every event this
+    way): the attributes through orjson, the data straight from pydantic's
+    Rust serializer, spliced in, so no intermediate dict is built. ``time``
+    (ISO 8601) lets a caller stamp a whole batch with one clock read.
     """
     doc: dict[str, Any] = {
         "specversion": "1.0",
         "type": event_type,
         "source": source,
         "id": id,
-        "time": utcnow().isoformat(),
+        "time": time or utcnow().isoformat(),
         "datacontenttype": "application/json",
         "dataschema": schema_url(event_type),
     }
     doc.update({k: v for k, v in extensions.items() if v})
-    doc["data"] = data.model_dump(mode="json")
-    return orjson.dumps(doc)
+    head = orjson.dumps(doc)
+    return b"".join((head[:-1], b',"data":', data.__pydantic_serializer__.to_json(data), b"}"))
 
 
 def _default(value: object) -> object:

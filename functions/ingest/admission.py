@@ -22,7 +22,7 @@ import redis
 from shared.broker.keys import GROUP_ALERT, Keys
 from shared.dynconfig import DynamicConfig
 from shared.envelope import encode_new
-from shared.models import TYPE_ACCEPTED, Event
+from shared.models import TYPE_ACCEPTED, Event, utcnow
 from shared.ratelimit import SLIDING_WINDOW_LUA
 from shared.tracing import current_extensions, span
 
@@ -97,10 +97,13 @@ class Admitter:
             return Admission(False)
         bodies = []
         ids = [str(e.event_id) for e in events]
+        now = utcnow().isoformat()  # one publication time for the request
         for e, event_id in zip(events, ids, strict=True):
             with span("mutt.ingest.event", attributes={"mutt.event_id": event_id}):
                 bodies.append(
-                    encode_new(TYPE_ACCEPTED, SOURCE, e, id=event_id, **current_extensions())
+                    encode_new(
+                        TYPE_ACCEPTED, SOURCE, e, id=event_id, time=now, **current_extensions()
+                    )
                 )
         keys = [f"{self.keys.base}:rl:ingest", self.keys.events]
         keys += [f"{self.keys.base}:dedup:{event_id}" for event_id in ids]

@@ -25,7 +25,7 @@ from functions.ingest.normalize import (
 from functions.ingest.oids import normalize_oid
 from functions.ingest.timeparse import parse_time
 from functions.ingest.varbinds import parse_varbinds, trap_message
-from shared.models import Event, event_id_for, utcnow
+from shared.models import Event, event_id_text, utcnow
 
 
 class Kind(Enum):
@@ -108,7 +108,7 @@ def build_event(
         correlation_id = check_text(correlation_id, "correlation_id", MAX_CORRELATION_ID_CHARS)
     return make_event(
         {
-            "event_id": event_id_for(source, event_id),
+            "event_id": event_id_text(source, event_id),
             "source": source,
             "id": event_id,
             "hostname": hostname,
