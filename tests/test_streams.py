@@ -228,6 +228,20 @@ def test_deferred_entries_come_back_after_their_delay(
     assert worker.stats.deferred == 20
 
 
+def test_an_entry_parked_between_two_looks_is_not_held_by_a_long_block(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    """Promotion is looked at every 20 ms at most; a turn that skipped the look must not
+    then block for the whole worker_block_ms (8 s here) with an entry parked for 0.3 s."""
+    settings = settings.model_copy(update={"worker_block_ms": 8000})
+    publish(r, keys.events, 1)
+    handler = DeferOnce()
+    worker = StreamWorker(r, keys, settings, handler, keys.events, "alert")
+    started = time.monotonic()
+    run_until(worker, lambda: len(handler.calls) >= 2, timeout=20.0)
+    assert 0.3 <= time.monotonic() - started < 4.0  # one long block would take 8 s
+
+
 def test_worker_recreates_its_group_after_redis_lost_the_stream(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:

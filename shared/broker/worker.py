@@ -54,6 +54,9 @@ class WorkerStats:
     deferred: int = 0
 
 
+PROMOTE_INTERVAL = 0.02  # seconds between two looks at the parked entries
+
+
 class StreamWorker:
     """Consumes ``stream`` as ``group`` and feeds ``handler``."""
 
@@ -81,6 +84,8 @@ class StreamWorker:
         self._next_recovery = 0.0
         self._last_turn = time.monotonic()
         self._promoter = Promoter(r, stream)
+        self._next_promote = 0.0
+        self._parked = 0
         self._heartbeat = Heartbeat(
             r,
             keys,
@@ -137,10 +142,10 @@ class StreamWorker:
         """One turn of the loop; returns the number of entries handled."""
         self._last_turn = time.monotonic()
         entries = self._recover() if time.monotonic() >= self._next_recovery else []
-        _, parked = self._promoter.promote()
+        parked, looked = self._promote()
         if not entries:
             block = None if self._stop.is_set() else self.settings.worker_block_ms
-            if parked and block is not None:
+            if (parked or not looked) and block is not None:
                 block = min(block, 50)  # come back soon to promote what falls due
             entries = streams.read_batch(
                 self.r,
@@ -153,6 +158,22 @@ class StreamWorker:
         if entries:
             self.process(entries)
         return len(entries)
+
+    def _promote(self) -> tuple[int, bool]:
+        """Promote due parked entries, at most every ``PROMOTE_INTERVAL`` seconds.
+
+        Returns the entries still parked (as of the last look) and whether it
+        looked now. Under load a turn takes a few milliseconds; one script
+        call per turn was a round trip per batch for every stage. A turn that
+        did not look never blocks long (the caller caps its wait at 50 ms), so
+        an entry parked meanwhile is promoted as soon as before.
+        """
+        now = time.monotonic()
+        if now < self._next_promote:
+            return self._parked, False
+        _, self._parked = self._promoter.promote()
+        self._next_promote = now + PROMOTE_INTERVAL
+        return self._parked, True
 
     def _recover(self) -> list[Entry]:
         """Entries of dead consumers, then our own entries due for a retry."""
