@@ -4,8 +4,11 @@ Counting is per fixed window (``unhandled_window_seconds``, aligned to the
 epoch); when a fingerprint reaches ``unhandled_threshold`` in its window one
 meta-alert fires and the rest of that window is suppressed. ``>=`` rather
 than v2.5's ``==``, so lowering the threshold below a running count still
-fires. A whole batch is counted in one pipelined round trip, one script
-call per host (not per event).
+fires. A whole batch is counted with one script call: all counter keys
+share the hash tag ``{unhandled}`` (legal on Redis Cluster, like
+correlation's ``{corr}``), because one call per host cost a server-side
+script run and a client-side command per host, and a batch of syslog from
+a fleet holds many hosts.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from importlib import resources
 import redis
 
 from functions.alert.rules import FingerprintMode, fingerprint
-from shared.lua import LuaScript, run_all
+from shared.lua import LuaScript
 from shared.models import Event
 
 _SCRIPT = LuaScript(resources.files("functions.alert").joinpath("unhandled.lua").read_text())
@@ -49,19 +52,12 @@ class UnhandledCounter:
         window_ms = window_seconds * 1000
         bucket = int(time.time() * 1000) // window_ms
         prints = [fingerprint(ev.hostname, ev.message, self.mode) for ev in events]
-        by_host: dict[str, list[int]] = {}
-        for i, ev in enumerate(events):
-            by_host.setdefault(ev.hostname, []).append(i)
-        calls = []
-        for host, items in by_host.items():
-            key = f"{self._ns}:unhandled:{{{host}}}:{bucket}"
-            args: list[str | int] = [threshold, window_ms, max_fingerprints]
-            args += [prints[i] for i in items]
-            calls.append((_SCRIPT, [key], args))
-        counts = [0] * len(events)
-        for items, answer in zip(by_host.values(), run_all(self._r, calls), strict=True):
-            for i, n in zip(items, answer, strict=True):
-                counts[i] = int(n)
+        slots: dict[str, int] = {}  # host -> its key's index in KEYS (1-based)
+        args: list[str | int] = [threshold, window_ms, max_fingerprints]
+        for ev, fp in zip(events, prints, strict=True):
+            args += [slots.setdefault(ev.hostname, len(slots) + 1), fp]
+        keys = [f"{self._ns}:{{unhandled}}:{host}:{bucket}" for host in slots]
+        counts = [int(n) for n in _SCRIPT.run(self._r, keys, args)]
         return [
             Fired(ev, n, fp, window_seconds) if n else None
             for ev, fp, n in zip(events, prints, counts, strict=True)

@@ -227,9 +227,26 @@ def test_unhandled_memory_is_bounded_under_unique_floods(r: redis.Redis, keys: K
     from shared.models import Event
 
     counter.count([Event.model_validate(e.data) for e in events], 1_000_000, 3600, 100)
-    (key,) = list(r.scan_iter(match=f"{keys.namespace}:unhandled:*"))
+    (key,) = list(r.scan_iter(match=f"{keys.namespace}:{{unhandled}}:noisy:*"))
     assert r.hlen(key) <= 101  # 100 fingerprints + the overflow counter
     assert 0 < r.pttl(key) <= 3_600_000
+
+
+def test_unhandled_counts_are_per_host_within_one_batch(r: redis.Redis, keys: Keys) -> None:
+    """One script call per batch still counts each host on its own, in event order."""
+    from shared.models import Event
+
+    counter = UnhandledCounter(r, keys.namespace, "masked")
+
+    def ev(i: int, host: str) -> Event:
+        return Event.model_validate(accepted_event(900 + i, "link 7 down", hostname=host).data)
+
+    batch = [ev(0, "a"), ev(1, "b"), ev(2, "a"), ev(3, "b"), ev(4, "a"), ev(5, "a")]
+    fired = counter.count(batch, 3, 3600, 100)
+    assert [f.count if f else 0 for f in fired] == [0, 0, 0, 0, 3, 0]  # a fires once, b not yet
+    (again,) = counter.count([ev(6, "b")], 3, 3600, 100)
+    assert again is not None and again.count == 3 and again.event.hostname == "b"
+    assert len(list(r.scan_iter(match=f"{keys.namespace}:{{unhandled}}:*"))) == 2
 
 
 def test_rule_changes_reach_running_instances_within_a_second(
