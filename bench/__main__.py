@@ -40,8 +40,8 @@ def discover() -> dict[str, str]:
     return {name: found[name] for name in ordered}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all, see --list)")
     parser.add_argument("--quick", action="store_true", help="small sizes, each < ~20 s")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
