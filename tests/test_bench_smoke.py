@@ -207,3 +207,25 @@ def test_e2e_bench_quick(servers: tuple[str, str]) -> None:
         assert row["delivered"] == row["alerts"] == row["audit rows"], row
         assert row["alerts"] != "0", row
     assert_cleaned_up(servers, stderr)
+
+
+def test_runner_on_the_embedded_default(tmp_path: Path) -> None:
+    """``python -m bench --embedded``: servers started and stopped by the runner, no URL needed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUTT_")}
+    env["TMPDIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--embedded", "--quick", "audit_bench"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-3000:]}"
+    assert "servers: unix://" in done.stderr
+    rows = parse_tables(done.stdout)
+    (table,) = [t for title, t in rows.items() if title.startswith("audit")]
+    assert int(table[0]["rows in table"].replace(",", "")) > 0
+    assert "stopping the embedded servers" in done.stderr
+    assert not list(tmp_path.glob("mutt-bench-*"))  # the scratch directory is gone
