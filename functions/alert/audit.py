@@ -20,6 +20,7 @@ import orjson
 import pg8000.native
 from cloudevents.http import CloudEvent
 
+from shared.db.connection import pg_error
 from shared.handler import Outcome
 from shared.metrics import AUDIT_ROWS
 
@@ -156,7 +157,7 @@ def write_rows(conn: pg8000.native.Connection, rows: Sequence[AuditRow]) -> int:
         return len(rows)
     except pg8000.native.DatabaseError as exc:
         conn.run("ROLLBACK")
-        if _sqlstate(exc) != _UNIQUE_VIOLATION:
+        if pg_error(exc)[0] != _UNIQUE_VIOLATION:
             raise
     except Exception:
         conn.run("ROLLBACK")
@@ -172,11 +173,6 @@ def write_rows(conn: pg8000.native.Connection, rows: Sequence[AuditRow]) -> int:
         conn.run("ROLLBACK")
         raise
     return inserted
-
-
-def _sqlstate(exc: pg8000.native.DatabaseError) -> str | None:
-    detail = exc.args[0] if exc.args else None
-    return str(detail.get("C")) if isinstance(detail, dict) else None
 
 
 def row_from_record(data: object) -> AuditRow:

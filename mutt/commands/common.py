@@ -26,6 +26,7 @@ import redis
 
 from shared.config import load_settings
 from shared.context import Context
+from shared.db.connection import pg_error
 from shared.errors import MuttError, UnreachableError
 
 Command = Callable[[argparse.Namespace], int]
@@ -69,14 +70,6 @@ def _close_opened() -> None:
                 client.close()
 
 
-def _pg_message(exc: Exception) -> tuple[str, str]:
-    """(SQLSTATE, human message) of a pg8000 error."""
-    if exc.args and isinstance(exc.args[0], dict):
-        fields = exc.args[0]
-        return str(fields.get("C", "")), str(fields.get("M", fields))
-    return "", str(exc)
-
-
 def guarded(func: Command) -> Command:
     """Turn server errors that escape a command into one clear ``mutt:`` line."""
 
@@ -93,7 +86,7 @@ def guarded(func: Command) -> Command:
         except redis.RedisError as exc:
             raise MuttError(f"Redis refused the command: {exc}") from None
         except pg8000.native.DatabaseError as exc:
-            code, message = _pg_message(exc)
+            code, message = pg_error(exc)
             if code in ("42P01", "42883"):  # undefined table / function
                 raise MuttError(
                     f"PostgreSQL: {message} (is the schema migrated? run `mutt db migrate`)"

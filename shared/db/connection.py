@@ -96,7 +96,7 @@ def connect_pg(
     else:
         assert refused is not None
         raise UnreachableError(
-            f"PostgreSQL at {redact(url)} refused the connection: {_msg(refused)}"
+            f"PostgreSQL at {redact(url)} refused the connection: {pg_error(refused)[1]}"
         ) from None
     if schema != "public":
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -104,9 +104,9 @@ def connect_pg(
     return conn
 
 
-def _msg(exc: Exception) -> str:
-    """pg8000 puts the server's fields in a dict; show the human part."""
+def pg_error(exc: Exception) -> tuple[str, str]:
+    """(SQLSTATE, human message) of a pg8000 error: the server's fields come as a dict."""
     if exc.args and isinstance(exc.args[0], dict):
         fields = exc.args[0]
-        return str(fields.get("M", fields))
-    return str(exc)
+        return str(fields.get("C", "")), str(fields.get("M", fields))
+    return "", str(exc)
