@@ -31,8 +31,13 @@ def run_bench(servers: tuple[str, str], name: str, *args: str) -> tuple[dict[str
     """Run ``python -m bench.<name>``; return its tables by title, and its stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTT_")}
     env["MUTT_REDIS_URL"], env["MUTT_DATABASE_URL"] = servers
+    return run_module(env, f"bench.{name}", *args)
+
+
+def run_module(env: dict[str, str], module: str, *args: str) -> tuple[dict[str, Table], str]:
+    """``python -m MODULE ARGS`` from the checkout; must exit 0; (tables, stderr)."""
     done = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -213,19 +218,9 @@ def test_runner_on_the_embedded_default(tmp_path: Path) -> None:
     """``python -m bench --embedded``: servers started and stopped by the runner, no URL needed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTT_")}
     env["TMPDIR"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--embedded", "--quick", "audit_bench"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-3000:]}"
-    assert "servers: unix://" in done.stderr
-    rows = parse_tables(done.stdout)
+    rows, stderr = run_module(env, "bench", "--embedded", "--quick", "audit_bench")
+    assert "servers: unix://" in stderr
     (table,) = [t for title, t in rows.items() if title.startswith("audit")]
     assert int(table[0]["rows in table"].replace(",", "")) > 0
-    assert "stopping the embedded servers" in done.stderr
+    assert "stopping the embedded servers" in stderr
     assert not list(tmp_path.glob("mutt-bench-*"))  # the scratch directory is gone
