@@ -14,6 +14,7 @@ unmatched ones only feed the unhandled counter.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -50,7 +51,10 @@ def _message(data: object) -> str:
     elif data is None:
         text = ""
     else:
-        text = orjson.dumps(data).decode()
+        try:
+            text = orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:  # integers beyond 64 bits (the SDK parses with json)
+            text = json.dumps(data, ensure_ascii=False, default=str)
     return text[: MAX_MESSAGE_BYTES // 4] or "(no data)"
 
 
