@@ -1,7 +1,7 @@
 """``RuleSet``: the compiled, indexed rule engine the alert function runs.
 
-Build once per rule load; then each event costs one trie walk, two
-Aho-Corasick passes (contains needles, regex literals), RE2 runs of only
+Build once per rule load; then each event costs one trie walk, one
+Aho-Corasick pass (contains needles and regex literals), RE2 runs of only
 the regexes whose required literals all occur, and one FilteredRE2 scan
 per shard of the few regexes without a provable literal.
 Every index returns candidates as ranks (position in (priority, id) order);
@@ -19,7 +19,8 @@ from typing import Any
 from .candidates import message_candidate, oid_candidate
 from .explain import Explanation, explain_rules
 from .literal_index import LiteralIndex
-from .literals import required_literals
+from .literal_scan import LiteralScan
+from .literals import prefilter_text, required_literals
 from .model import MatchType, Rule, RuleError, validate_rule
 from .oid_trie import OidTrie
 from .regex_prefilter import RegexPrefilter
@@ -63,13 +64,13 @@ class RuleSet:
         rules: tuple[Rule, ...],
         active: tuple[Rule, ...],
         rejected: tuple[RuleError, ...],
-        indexes: tuple[OidTrie, LiteralIndex, RegexPrefilter, RegexShards],
+        indexes: tuple[OidTrie, LiteralScan, LiteralIndex, RegexPrefilter, RegexShards],
         build_seconds: float,
     ) -> None:
         self.rules = rules
         self.rejected = rejected
         self._active = active
-        self._trie, self._literals, self._prefilter, self._shards = indexes
+        self._trie, self._scan, self._literals, self._prefilter, self._shards = indexes
         self.stats = RuleSetStats(
             rules=len(rules),
             active=len(active),
@@ -163,7 +164,11 @@ class RuleSet:
             )
             kept = [r for r in accepted if r.id not in refused]
             return cls._compile(kept, errors, options, started)
-        indexes = (OidTrie(oids), LiteralIndex(needles), RegexPrefilter(prefiltered), shards)
+        scan = LiteralScan()
+        needle_index = LiteralIndex(needles, scan)
+        regex_index = RegexPrefilter(prefiltered, scan)
+        scan.freeze()
+        indexes = (OidTrie(oids), scan, needle_index, regex_index, shards)
         built = time.perf_counter() - started
         return cls(tuple(accepted), tuple(active), tuple(errors), indexes, built)
 
@@ -175,8 +180,10 @@ class RuleSet:
         prepared = PreparedEvent(event)
         bound = len(self._active)
         bound = self._trie.best(prepared, bound)
-        bound = self._literals.best(prepared, bound)
-        bound = self._prefilter.best(prepared, bound)
+        lower = prepared.lower
+        in_lower, in_text = self._scan.present(lower)
+        bound = self._literals.best(prepared, in_lower, bound)
+        bound = self._prefilter.best(prepared, prefilter_text(lower), in_text, bound)
         bound = self._shards.best(prepared, bound)
         return self._active[bound] if bound < len(self._active) else None
 

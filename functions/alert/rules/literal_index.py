@@ -1,45 +1,36 @@
-"""Substring index: every lower-cased needle in one Aho-Corasick automaton.
+"""Substring index: every lower-cased needle, found by the shared literal scan.
 
-One pass over the message finds every needle it contains, so the cost is
-the message length plus the hits, not the number of contains rules.
-The automaton is ``ahocorasick_rs`` (Rust's aho-corasick crate): on
-240-byte messages it scans 2-3x faster than pyahocorasick and grows less
-with the number of needles (4.6 vs 8.4 µs at 3k needles, 12 vs 34 µs at
-100k; docs/performance.md).
+``LiteralScan`` finds every needle the message contains in one pass, so the
+cost is the message length plus the hits, not the number of contains rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
-from ahocorasick_rs import AhoCorasick
+from collections.abc import Iterable, Set
 
 from .candidates import Candidate, accepts
+from .literal_scan import LiteralScan
 from .semantics import PreparedEvent
 
 
 class LiteralIndex:
     """Needle -> its candidates in rank order (rules may share a needle)."""
 
-    def __init__(self, items: Iterable[tuple[str, Candidate]]) -> None:
-        groups: dict[str, list[Candidate]] = {}
+    def __init__(self, items: Iterable[tuple[str, Candidate]], scan: LiteralScan) -> None:
+        groups: dict[int, list[Candidate]] = {}
         for needle, candidate in items:
-            groups.setdefault(needle, []).append(candidate)
+            groups.setdefault(scan.number(needle), []).append(candidate)
         self.size = len(groups)
-        self._automaton: Any = None
-        self._values = [tuple(sorted(candidates)) for candidates in groups.values()]
-        if groups:
-            self._automaton = AhoCorasick(list(groups))
+        self._values = {number: tuple(sorted(group)) for number, group in groups.items()}
+        self._needles = frozenset(groups)
 
-    def best(self, event: PreparedEvent, bound: int) -> int:
-        """Lowest accepted rank below ``bound`` among needles in the message."""
-        if self._automaton is None:
-            return bound
+    def best(self, event: PreparedEvent, present: Set[int], bound: int) -> int:
+        """Lowest accepted rank below ``bound`` among needles in the message.
+
+        ``present``: the scan's numbers found in the lower-cased message.
+        """
         values = self._values
-        for number, _start, _end in self._automaton.find_matches_as_indexes(
-            event.lower, overlapping=True
-        ):
+        for number in self._needles.intersection(present):
             for candidate in values[number]:
                 if candidate.rank >= bound:
                     break
