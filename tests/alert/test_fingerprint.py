@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from functions.alert.rules import fingerprint, mask_message
 
@@ -35,6 +38,20 @@ from functions.alert.rules import fingerprint, mask_message
 )
 def test_mask_message(message: str, masked: str) -> None:
     assert mask_message(message) == masked
+
+
+# Each whitespace-separated token that holds a digit (any Unicode digit), masked on its own.
+_DIGIT_TOKEN = re.compile(r"(?<!\S)(?=\S*\d)\S+")
+_TOKENS = st.text(alphabet="ab:./-_%0123456789x\u0663\u00e9", min_size=1, max_size=12)
+
+
+@given(st.lists(st.tuples(_TOKENS, st.sampled_from([" ", "  ", "\t", "\n"])), max_size=12))
+def test_masking_only_touches_tokens_with_a_digit(parts: list[tuple[str, str]]) -> None:
+    message = "".join(token + space for token, space in parts)
+    expected = _DIGIT_TOKEN.sub(lambda t: mask_message(t.group()), message)
+    assert mask_message(message) == expected
+    if not any(ch.isdigit() for ch in message):
+        assert mask_message(message) == message
 
 
 def test_masked_groups_variants_exact_does_not() -> None:
