@@ -186,19 +186,32 @@ def consumers(r: redis.Redis, stream: str, group: str) -> list[dict[str, object]
 
 
 def drained(r: redis.Redis, stream: str, group: str) -> bool:
-    """True when the group has read and acknowledged every entry and nothing is parked."""
-    if r.exists(schedule_keys(stream)[0]):
+    """True when the group has read and acknowledged every entry and nothing is parked.
+
+    Entries move between the stream (pending) and the schedule (parked) while
+    this looks, so the stream is read before and after the schedule: an entry
+    parked after the first read was pending in it, one promoted before the
+    second read shows up in it (a new last id).
+    """
+    before = _group_state(r, stream, group)
+    if before is None or r.exists(schedule_keys(stream)[0]):
         return False
+    return _group_state(r, stream, group) == before
+
+
+def _group_state(r: redis.Redis, stream: str, group: str) -> tuple[Any, ...] | None:
+    """The stream's last id when ``group`` has consumed everything, else ``None``."""
     try:
         groups: Any = r.xinfo_groups(stream)
         info: Any = r.xinfo_stream(stream)
     except redis.ResponseError:
-        return True
+        return ()
     last = _id(info["last-generated-id"])
     for g in groups:
         if _id(g["name"]) == group:
-            return _id(g["last-delivered-id"]) == last and int(g["pending"]) == 0
-    return int(info["length"]) == 0
+            done = _id(g["last-delivered-id"]) == last and int(g["pending"]) == 0
+            return (last,) if done else None
+    return (last,) if int(info["length"]) == 0 else None
 
 
 def wait_drained(r: redis.Redis, pairs: Iterable[tuple[str, str]], timeout: float) -> bool:
