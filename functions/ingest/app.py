@@ -64,6 +64,10 @@ LEGACY_PATHS = frozenset({"/ingest", "/api/v2/ingest", "/api/v1/ingest"})
 ALERTMANAGER_PATHS = frozenset({"/alertmanager", "/api/v2/alertmanager"})
 CE_JSON = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
+# What the cloudevents SDK raises on malformed input (bad UTF-8, odd headers; it
+# parses structured mode with json.loads, which gives up on deep nesting with
+# RecursionError): each is a 400 "not a valid CloudEvent".
+SDK_ERRORS = (GenericException, ValueError, TypeError, KeyError, AttributeError, RecursionError)
 
 
 @dataclass
@@ -395,17 +399,7 @@ def _from_sdk(headers: dict[str, str], body: bytes) -> tuple[dict[str, object], 
     """A CloudEvent's attributes and data as the cloudevents SDK reads them."""
     try:
         ce = from_http(headers, body)
-    except (
-        GenericException,
-        ValueError,
-        TypeError,
-        KeyError,
-        AttributeError,
-        RecursionError,
-    ) as exc:
-        # the SDK raises assorted errors on malformed input (bad UTF-8, odd headers);
-        # it parses structured mode with json.loads, which gives up on deep nesting
-        # with RecursionError
+    except SDK_ERRORS as exc:
         raise Problem(400, f"not a valid CloudEvent: {_short(exc)}") from None
     return dict(ce.get_attributes()), ce.data
 

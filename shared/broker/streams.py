@@ -199,19 +199,20 @@ def drained(r: redis.Redis, stream: str, group: str) -> bool:
     return _group_state(r, stream, group) == before
 
 
-def _group_state(r: redis.Redis, stream: str, group: str) -> tuple[Any, ...] | None:
-    """The stream's last id when ``group`` has consumed everything, else ``None``."""
+def _group_state(r: redis.Redis, stream: str, group: str) -> str | None:
+    """The stream's last id ("" when there is no stream) once ``group`` has consumed
+    everything, else ``None``."""
     try:
         groups: Any = r.xinfo_groups(stream)
         info: Any = r.xinfo_stream(stream)
     except redis.ResponseError:
-        return ()
+        return ""
     last = _id(info["last-generated-id"])
     for g in groups:
         if _id(g["name"]) == group:
             done = _id(g["last-delivered-id"]) == last and int(g["pending"]) == 0
-            return (last,) if done else None
-    return (last,) if int(info["length"]) == 0 else None
+            return last if done else None
+    return last if int(info["length"]) == 0 else None
 
 
 def wait_drained(r: redis.Redis, pairs: Iterable[tuple[str, str]], timeout: float) -> bool:

@@ -181,9 +181,10 @@ class RuleSet:
         bound = len(self._active)
         bound = self._trie.best(prepared, bound)
         lower = prepared.lower
-        in_lower, in_text = self._scan.present(lower)
+        text = prefilter_text(lower)
+        in_lower, in_text = self._scan.present(lower, text)
         bound = self._literals.best(prepared, in_lower, bound)
-        bound = self._prefilter.best(prepared, prefilter_text(lower), in_text, bound)
+        bound = self._prefilter.best(prepared, text, in_text, bound)
         bound = self._shards.best(prepared, bound)
         return self._active[bound] if bound < len(self._active) else None
 

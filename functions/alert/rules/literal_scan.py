@@ -10,7 +10,8 @@ with the number of patterns (docs/performance.md).
 
 Needles are looked for in the lower-cased message, regex literals in
 ``prefilter_text`` of it; the two differ only when the message holds a
-LONG S (U+017F), and then the scan runs once on each.
+LONG S (U+017F), and then the scan runs once on each (the caller passes
+both texts; the same object twice in the common case).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from operator import itemgetter
 from typing import Any
 
 from ahocorasick_rs import AhoCorasick
-
-from .literals import prefilter_text
 
 _NUMBER = itemgetter(0)  # (pattern number, start, end) -> pattern number
 NOTHING: frozenset[int] = frozenset()
@@ -39,23 +38,19 @@ class LiteralScan:
             raise RuntimeError("LiteralScan is frozen: register every literal before scanning")
         return self._numbers.setdefault(literal, len(self._numbers))
 
-    @property
-    def size(self) -> int:
-        """How many distinct strings the automaton holds."""
-        return len(self._numbers)
-
     def freeze(self) -> None:
         """Build the automaton; called once, after every index has registered."""
         if self._automaton is None and self._numbers:
             self._automaton = AhoCorasick(list(self._numbers))
 
-    def present(self, lower: str) -> tuple[frozenset[int] | set[int], frozenset[int] | set[int]]:
-        """(numbers found in ``lower``, numbers found in its prefilter text)."""
+    def present(
+        self, lower: str, text: str
+    ) -> tuple[frozenset[int] | set[int], frozenset[int] | set[int]]:
+        """(numbers found in ``lower``, numbers found in ``text``, its prefilter text)."""
         automaton = self._automaton
         if automaton is None:
             return NOTHING, NOTHING
         found = set(map(_NUMBER, automaton.find_matches_as_indexes(lower, overlapping=True)))
-        text = prefilter_text(lower)
         if text is lower:
             return found, found
         return found, set(map(_NUMBER, automaton.find_matches_as_indexes(text, overlapping=True)))
