@@ -1,6 +1,7 @@
 """Audit rows/s through ``write_rows`` (COPY + INSERT ... ON CONFLICT) vs one INSERT per row.
 
-Run: ``python -m bench.audit_bench [--rows 20000] [--batch 1000] [--row-seconds 8] [--quick]``.
+Run: ``python -m bench.audit_bench [--rows 20000] [--batch 1000] [--row-seconds 8]
+[--writers 2] [--quick]``.
 
 Same table (``event_audit_log`` in a private, migrated schema), same rows,
 same run. The baseline is what the audit trail would cost without COPY: one
@@ -8,7 +9,12 @@ same run. The baseline is what the audit trail would cost without COPY: one
 (autocommit, one fsync per row). Also shown: the same per-row INSERTs with
 one transaction per batch (round trips without the fsyncs), ``write_rows``
 replaying rows already written (every row a conflict: the cost of a
-redelivered batch), and ``encode_copy`` alone (the Python side of COPY).
+redelivered batch), a COPY of bytes encoded beforehand (what PostgreSQL and
+pg8000 cost on their own: the floor of one connection), ``write_rows`` from
+``--writers`` connections at once (as that many audit replicas would), and
+``encode_copy`` alone (the Python side of COPY). When PostgreSQL runs on this
+machine, the CPU its backend process used is read from /proc and shown per
+row: that is the server's share, which no client change can remove.
 Per-row variants stop after ``--row-seconds`` and report the rate so far.
 The table is truncated between variants and its row count checked after each.
 """
@@ -16,17 +22,29 @@ The table is truncated between variants and its row count checked after each.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 import pg8000.native
 
-from bench.common import log, machine, num, pg_schema, print_table, ratio, server_urls
+from bench.common import (
+    log,
+    machine,
+    num,
+    pg_schema,
+    print_table,
+    process_cpu_seconds,
+    ratio,
+    server_urls,
+)
 from bench.data import accepted_events
-from functions.alert.audit import AuditRow, encode_copy, write_rows
+from functions.alert.audit import COLUMNS, AuditRow, write_rows
+from functions.alert.audit_copy import copy_chunks, encode_copy
 from shared.db.connection import connect_pg
 from shared.models import Severity
 
@@ -46,6 +64,7 @@ class Result:
     seconds: float
     written: int  # rows the table holds afterwards (or rows inserted, for the replay)
     io: bool = True
+    server_cpu: float | None = None  # CPU seconds of the PostgreSQL backend(s), when local
 
     @property
     def rate(self) -> float:
@@ -90,15 +109,96 @@ def batches(rows: Sequence[AuditRow], size: int) -> list[Sequence[AuditRow]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
+class Backend:
+    """CPU time of a connection's server process, read from /proc when PostgreSQL is local."""
+
+    def __init__(self, conn: pg8000.native.Connection, database_url: str) -> None:
+        host = urlsplit(database_url).hostname or ""
+        local = host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
+        self.pid = int(conn.run("SELECT pg_backend_pid()")[0][0]) if local else None
+
+    def cpu(self) -> float | None:
+        return None if self.pid is None else process_cpu_seconds(self.pid)
+
+
+def _spent(before: Sequence[float | None], backends: Sequence[Backend]) -> float | None:
+    after = [b.cpu() for b in backends]
+    if any(v is None for v in (*before, *after)):
+        return None
+    return sum(a - b for a, b in zip(after, before, strict=True))  # type: ignore[operator]
+
+
 def bench_write_rows(
-    conn: pg8000.native.Connection, rows: Sequence[AuditRow], size: int, name: str
+    conn: pg8000.native.Connection,
+    rows: Sequence[AuditRow],
+    size: int,
+    name: str,
+    backend: Backend,
 ) -> Result:
     inserted = 0
+    cpu = backend.cpu()
     started = time.perf_counter()
     for chunk in batches(rows, size):
         inserted += write_rows(conn, chunk)
     seconds = time.perf_counter() - started
-    return Result(name, len(rows), seconds, inserted)
+    return Result(name, len(rows), seconds, inserted, server_cpu=_spent([cpu], [backend]))
+
+
+def bench_copy_only(
+    conn: pg8000.native.Connection, rows: Sequence[AuditRow], size: int, backend: Backend
+) -> Result:
+    """COPY of bytes encoded beforehand: what PostgreSQL and pg8000 cost without the encoding.
+
+    Sent in the same chunks ``write_rows`` sends, so only the encoding differs.
+    """
+    encoded = [list(copy_chunks(chunk, [])) for chunk in batches(rows, size)]
+    sql = f"COPY event_audit_log ({', '.join(COLUMNS)}) FROM STDIN"
+    cpu = backend.cpu()
+    started = time.perf_counter()
+    for stream in encoded:
+        conn.run(sql, stream=stream)
+    seconds = time.perf_counter() - started
+    return Result(
+        "COPY of pre-encoded bytes (server floor)",
+        len(rows),
+        seconds,
+        count_rows(conn),
+        server_cpu=_spent([cpu], [backend]),
+    )
+
+
+def bench_parallel(
+    database_url: str, schema: str, rows: Sequence[AuditRow], size: int, writers: int
+) -> Result:
+    """``write_rows`` from ``writers`` connections at once, as that many audit replicas would."""
+    conns = [connect_pg(database_url, schema) for _ in range(writers)]
+    try:
+        backends = [Backend(c, database_url) for c in conns]
+        parts = [batches(rows, size)[i::writers] for i in range(writers)]
+        inserted = [0] * writers
+
+        def work(i: int) -> None:
+            for chunk in parts[i]:
+                inserted[i] += write_rows(conns[i], chunk)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(writers)]
+        cpu = [b.cpu() for b in backends]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - started
+        return Result(
+            f"write_rows, {writers} connections at once",
+            len(rows),
+            seconds,
+            count_rows(conns[0]),
+            server_cpu=_spent(cpu, backends),
+        )
+    finally:
+        for c in conns:
+            c.close()
 
 
 def insert_one(conn: pg8000.native.Connection, row: AuditRow) -> None:
@@ -166,16 +266,31 @@ def run(args: argparse.Namespace) -> list[Result]:
             write_rows(conn, make_rows(50, args.seed + 1))
             conn.run("TRUNCATE event_audit_log")
 
-            log("write_rows: COPY into a temp table + INSERT ... ON CONFLICT ...")
-            res = bench_write_rows(conn, rows, args.batch, f"write_rows (COPY), {args.batch}/batch")
+            backend = Backend(conn, database_url)
+            log("write_rows: one COPY per batch ...")
+            name = f"write_rows (COPY), {args.batch}/batch"
+            res = bench_write_rows(conn, rows, args.batch, name, backend)
             res.written = count_rows(conn)
             results.append(res)
             log(f"  {res.rate:,.0f} rows/s, table holds {res.written:,}")
 
             log("write_rows again on the same rows (all conflicts) ...")
-            replay = bench_write_rows(conn, rows, args.batch, "write_rows replay (all duplicates)")
+            name = "write_rows replay (all duplicates)"
+            replay = bench_write_rows(conn, rows, args.batch, name, backend)
             results.append(replay)
             log(f"  {replay.rate:,.0f} rows/s, inserted {replay.written:,}")
+
+            conn.run("TRUNCATE event_audit_log")
+            log("COPY of bytes encoded beforehand ...")
+            floor = bench_copy_only(conn, rows, args.batch, backend)
+            results.append(floor)
+            log(f"  {floor.rate:,.0f} rows/s")
+
+            conn.run("TRUNCATE event_audit_log")
+            log(f"write_rows from {args.writers} connections at once ...")
+            par = bench_parallel(database_url, schema, rows, args.batch, args.writers)
+            results.append(par)
+            log(f"  {par.rate:,.0f} rows/s, table holds {par.written:,}")
 
             conn.run("TRUNCATE event_audit_log")
             log(f"INSERT per row, autocommit (cap {args.row_seconds:g} s) ...")
@@ -207,7 +322,16 @@ def report(results: Sequence[Result]) -> None:
     print(f"machine: {machine()}")
     print_table(
         "audit rows/s: write_rows (COPY) vs one INSERT per row (same table, same rows)",
-        ["method", "rows", "seconds", "rows/s", "µs/row", "rows in table", "vs INSERT/row"],
+        [
+            "method",
+            "rows",
+            "seconds",
+            "rows/s",
+            "µs/row",
+            "server CPU µs/row",
+            "rows in table",
+            "vs INSERT/row",
+        ],
         [
             [
                 r.name,
@@ -215,6 +339,7 @@ def report(results: Sequence[Result]) -> None:
                 f"{r.seconds:.2f}",
                 num(r.rate),
                 f"{1e6 / r.rate:.1f}" if r.rate else "n/a",
+                f"{1e6 * r.server_cpu / r.rows:.1f}" if r.server_cpu is not None else "-",
                 f"{r.written:,}" if r.io else "-",
                 ratio(r.rate, base.rate),
             ]
@@ -229,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument(
         "--row-seconds", type=float, default=8.0, help="cap of each per-row variant"
+    )
+    parser.add_argument(
+        "--writers", type=int, default=2, help="connections of the parallel variant"
     )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--quick", action="store_true", help="2,000 rows, 2 s caps (< 20 s)")

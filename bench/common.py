@@ -482,6 +482,16 @@ def _proc_stats() -> dict[int, tuple[int, float]]:
     return stats
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) one process has used; None if it is not on this machine."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
     """CPU seconds used so far by each named process and its living descendants."""
     stats = _proc_stats()

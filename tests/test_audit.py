@@ -95,3 +95,55 @@ def test_any_text_column_and_json_key_round_trip(
     assert got_team == got_host == team.replace("\x00", "")
     assert event == {key.replace("\x00", ""): "v\\\t\n"}
     assert str(got_id) == str(r.alert_id)
+
+
+@settings(
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.timezones(),
+    ),
+    st.none() | st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    st.none() | st.integers(min_value=-(2**15), max_value=2**15 - 1),
+    st.booleans(),
+    st.none() | st.uuids(),
+    st.none() | st.text(max_size=20),
+)
+def test_every_column_round_trips_with_any_offset_and_nulls(
+    pg: pg8000.native.Connection,
+    when: datetime,
+    rule: int | None,
+    severity: int | None,
+    forwarded: bool,
+    alert_id: uuid.UUID | None,
+    correlation: str | None,
+) -> None:
+    """Times in any zone land as the same instant; NULL-able columns keep their NULLs."""
+    base = row(int(uuid.uuid4().int % 10**9))
+    r = AuditRow(
+        **{
+            **base.__dict__,
+            "event_time": when,
+            "received_at": when,
+            "matched_rule_id": rule,
+            "severity": severity,
+            "forwarded": forwarded,
+            "alert_id": alert_id,
+            "team": None,
+            "correlation": correlation,
+        }
+    )
+    assert write_rows(pg, [r]) == 1
+    got = pg.run(
+        "SELECT event_time, received_at, matched_rule_id, severity, forwarded, alert_id, team,"
+        " correlation FROM event_audit_log WHERE event_id = CAST(:i AS uuid)",
+        i=str(r.event_id),
+    )[0]
+    # timestamp(): aware datetimes at a fold (a DST change) never compare equal across zones
+    assert got[0].timestamp() == got[1].timestamp() == when.timestamp()
+    assert got[2:6] == [rule, severity, forwarded, alert_id]
+    assert got[6] is None
+    assert got[7] == (None if correlation is None else correlation.replace("\x00", ""))

@@ -158,11 +158,17 @@ def test_audit_bench_quick(servers: tuple[str, str]) -> None:
         "seconds",
         "rows/s",
         "µs/row",
+        "server CPU µs/row",
         "rows in table",
         "vs INSERT/row",
     ]
     copy = next(row for row in table if row["method"].startswith("write_rows (COPY)"))
     assert copy["rows in table"] == copy["rows"] == "2,000"
+    assert float(copy["server CPU µs/row"]) > 0  # PostgreSQL is local here: read from /proc
+    floor = next(row for row in table if row["method"].startswith("COPY of pre-encoded"))
+    assert floor["rows in table"] == "2,000"
+    both = next(row for row in table if row["method"].startswith("write_rows, 2 connections"))
+    assert both["rows in table"] == "2,000"  # every batch written once, by one of the two
     replay = next(row for row in table if row["method"].startswith("write_rows replay"))
     assert replay["rows in table"] == "0"  # idempotent: nothing written twice
     assert any(row["method"] == "INSERT per row, autocommit" for row in table)

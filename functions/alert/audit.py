@@ -1,25 +1,24 @@
 """The audit trail: one ``event_audit_log`` row per handled event, written per batch.
 
 pg8000's ``executemany`` costs a round trip per row (perf-limits.md §2), so a
-batch goes through ``COPY`` into a temporary table and one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: fast, and idempotent on the
-event id, so a redelivered event never writes a second row.
+batch is one ``COPY`` (see ``audit_copy`` for the encoding); a batch the
+primary key refuses (a redelivery) goes through a temporary table and
+``INSERT ... ON CONFLICT DO NOTHING`` instead, so an event never writes a
+second row.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
 import pg8000.native
 from cloudevents.http import CloudEvent
 
+from functions.alert.audit_copy import CHUNK_ROWS, copy_chunks, encode_copy
 from shared.db.connection import pg_error
 from shared.handler import Outcome
 from shared.metrics import AUDIT_ROWS
@@ -60,62 +59,7 @@ class AuditRow:
     correlation: str | None = None  # what correlation did with the alert (NULL = delivered)
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-_SPECIAL = re.compile("[\\\\\t\n\r\x00]")  # what COPY text needs escaped (or dropped)
-
-
-def _text(value: str) -> str:
-    if _SPECIAL.search(value) is None:  # the common case: one C scan, no copy
-        return value
-    return value.replace("\x00", "").translate(_ESCAPES)
-
-
-def _field(value: object) -> str:
-    """One value in COPY text format (``\\N`` is NULL); dispatch on the exact type, hot path."""
-    if value is None:
-        return "\\N"
-    if type(value) is str:
-        return _text(value)
-    if type(value) is bool:
-        return "t" if value else "f"
-    if type(value) is int:
-        return str(value)
-    if type(value) is uuid.UUID:
-        return value.hex  # PostgreSQL reads 32 hex digits
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        # JSON escapes every control character, so only backslashes need doubling.
-        text = orjson.dumps(value).decode()
-        if "\\u0000" in text:  # rare: walk the value only when a NUL may hide in it
-            text = orjson.dumps(_without_nul(value)).decode()
-        return text.replace("\\", "\\\\")
-    return _text(str(value))
-
-
-def _without_nul(value: object) -> object:
-    """PostgreSQL text and jsonb cannot hold U+0000; drop it wherever it hides."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-def encode_copy(rows: Sequence[AuditRow]) -> bytes:
-    """The rows as a COPY text stream."""
-    out = io.StringIO()
-    for row in rows:
-        out.write("\t".join(_field(getattr(row, c)) for c in COLUMNS))
-        out.write("\n")
-    return out.getvalue().encode()
-
-
-_COLS = (
+_COLS = (  # COLUMNS, spelled out: SQL is built from literal text only
     "event_id, event_time, received_at, hostname, matched_rule_id, handling_decision,"
     " environment, team, severity, forwarded, alert_id, event, correlation"
 )
@@ -149,23 +93,19 @@ def write_rows(conn: pg8000.native.Connection, rows: Sequence[AuditRow]) -> int:
     """
     if not rows:
         return 0
-    data = encode_copy(rows)
-    conn.run("BEGIN")
-    try:
-        conn.run(_COPY_DIRECT, stream=io.BytesIO(data))
-        conn.run("COMMIT")
+    sent: list[bytes] = []
+    try:  # one statement outside a transaction block is its own transaction
+        conn.run(_COPY_DIRECT, stream=copy_chunks(rows, sent))
         return len(rows)
     except pg8000.native.DatabaseError as exc:
-        conn.run("ROLLBACK")
         if pg_error(exc)[0] != _UNIQUE_VIOLATION:
             raise
-    except Exception:
-        conn.run("ROLLBACK")
-        raise
+    if len(sent) * CHUNK_ROWS < len(rows):  # the server stopped the stream early
+        sent = [encode_copy(rows)]
     conn.run("BEGIN")
     try:
         conn.run(_CREATE_STAGE)
-        conn.run(_COPY, stream=io.BytesIO(data))
+        conn.run(_COPY, stream=sent)
         conn.run(_INSERT)
         inserted = int(conn.row_count)
         conn.run("COMMIT")
