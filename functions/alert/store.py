@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pg8000.native
 
 RULE_COLUMNS = (
@@ -25,14 +26,22 @@ RULE_COLUMNS = (
 )
 
 
+# One JSON document instead of one row per rule: pg8000 decodes rows column by
+# column in Python (about 25 µs per rule), orjson reads the document in C. Every
+# column is an integer, text, boolean or NULL, so JSON gives the same Python values.
+_RULES_JSON = (
+    "SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"
+    " (SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
+    " prod_handling, dev_handling, team_assignment, is_active FROM alert_rules) r"
+)
+
+
 def load_rules(conn: pg8000.native.Connection) -> list[dict[str, Any]]:
     """Every rule, inactive ones included (``mutt rules test`` explains them too)."""
-    rows = conn.run(
-        "SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
-        " prod_handling, dev_handling, team_assignment, is_active"
-        " FROM alert_rules ORDER BY priority, id"
-    )
-    return [dict(zip(RULE_COLUMNS, row, strict=True)) for row in rows]
+    rows = orjson.loads(conn.run(_RULES_JSON)[0][0])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError("alert_rules did not come back as a list of rows")
+    return rows
 
 
 def load_dev_hosts(conn: pg8000.native.Connection) -> list[str]:

@@ -29,7 +29,10 @@ class OidTrie:
         for oid, candidate in items:
             node = self._root
             for arc in oid.split("."):
-                node = node.children.setdefault(arc, _Node())
+                child = node.children.get(arc)
+                if child is None:  # not setdefault: that builds a node per arc, used or not
+                    child = node.children[arc] = _Node()
+                node = child
             node.entries = tuple(sorted((*node.entries, candidate)))
             self.size += 1
 
