@@ -11,9 +11,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.db.tls import MODES as TLS_MODES
 from shared.errors import ConfigError
 
 ENV_PREFIX = "MUTT_"
@@ -28,7 +30,10 @@ class Settings(BaseModel):
         default=None, description="redis://, rediss:// or unix:// URL; unset = embedded (mutt run)"
     )
     database_url: str | None = Field(
-        default=None, description="postgresql://user@host:port/db URL; unset = embedded (mutt run)"
+        default=None,
+        description="postgresql://user@host:port/db URL; TLS by libpq's ?sslmode="
+        " (disable, prefer = default, require, verify-ca, verify-full) and ?sslrootcert=;"
+        " unset = embedded (mutt run)",
     )
     database_schema: str = Field(
         default="public",
@@ -152,6 +157,10 @@ class Settings(BaseModel):
     def _pg_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql://")
+        if value is not None:
+            modes = parse_qs(urlsplit(value).query).get("sslmode", [])
+            if any(mode not in TLS_MODES for mode in modes):
+                raise ValueError(f"sslmode must be one of {', '.join(TLS_MODES)}")
         return value
 
     @property
@@ -202,8 +211,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
-        shown = values.get(field, "")
-        raise ConfigError(f"{env_name(field)}={str(shown)[:80]!r}: {err['msg']}") from None
+        from shared.redis_client import redact  # only on this error path
+
+        shown = redact(str(values.get(field, "")))  # a URL's password never reaches a log
+        raise ConfigError(f"{env_name(field)}={shown[:80]!r}: {err['msg']}") from None
 
 
 # MUTT_* variables read by other parts than Settings (tests, failpoints).

@@ -13,6 +13,16 @@ from shared.errors import ConfigError
 from tests.helpers import mutt
 
 
+@pytest.mark.parametrize(
+    "url", ["mysql://u:s3cr3t@h/db", "postgresql://u:s3cr3t@h/db?sslmode=maybe"]
+)
+def test_a_bad_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError, match="MUTT_DATABASE_URL") as caught:
+        load_settings({"MUTT_DATABASE_URL": url})
+    assert "s3cr3t" not in str(caught.value)
+    assert "u:***@h" in str(caught.value)
+
+
 def test_defaults_need_no_environment() -> None:
     settings = load_settings({})
     assert settings.redis_url is None
@@ -32,6 +42,7 @@ def test_values_are_read_and_converted() -> None:
         ("MUTT_WORKER_BATCH_SIZE", "0", "greater than or equal to 1"),
         ("MUTT_REDIS_URL", "http://x", "must start with redis://"),
         ("MUTT_DATABASE_URL", "mysql://x", "must start with postgresql://"),
+        ("MUTT_DATABASE_URL", "postgresql://h/db?sslmode=on", "sslmode must be one of disable"),
         ("MUTT_LOG_LEVEL", "LOUD", "MUTT_LOG_LEVEL"),
         ("MUTT_DATABASE_SCHEMA", 'x"; drop table', "MUTT_DATABASE_SCHEMA"),
         ("MUTT_BATCH_SIZE", "5", "unknown setting"),

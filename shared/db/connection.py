@@ -3,6 +3,7 @@
 Supports TCP (``postgresql://user:pw@host:5432/db``) and Unix sockets
 (``postgresql://user@/db?host=/run/postgresql``, the form the embedded
 server uses). Every connection sets ``search_path`` to the configured schema.
+TLS follows libpq's ``sslmode`` / ``sslrootcert`` URL parameters (see ``tls``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
 
+from shared.db import tls
 from shared.errors import ConfigError, UnreachableError
 from shared.redis_client import redact
 
@@ -27,6 +29,8 @@ class PgTarget:
     host: str | None
     port: int
     unix_sock: str | None
+    sslmode: str = tls.DEFAULT_MODE
+    sslrootcert: str | None = None
 
     def describe(self) -> str:
         where = self.unix_sock or f"{self.host}:{self.port}"
@@ -48,6 +52,11 @@ def parse_database_url(url: str) -> PgTarget:
     if socket_dir and socket_dir.startswith("/"):
         unix_sock = os.path.join(socket_dir, f".s.PGSQL.{port}")
     database = unquote(parts.path.lstrip("/")) or "postgres"
+    sslmode = query.get("sslmode", [tls.DEFAULT_MODE])[0]
+    if sslmode not in tls.MODES:
+        raise ConfigError(
+            f"MUTT_DATABASE_URL: sslmode {sslmode!r} is not one of {', '.join(tls.MODES)}"
+        )
     return PgTarget(
         user=unquote(parts.username or "postgres"),
         password=unquote(parts.password) if parts.password else None,
@@ -55,6 +64,8 @@ def parse_database_url(url: str) -> PgTarget:
         host=None if unix_sock else (parts.hostname or "127.0.0.1"),
         port=port,
         unix_sock=unix_sock,
+        sslmode=sslmode,
+        sslrootcert=query.get("sslrootcert", [None])[0],
     )
 
 
@@ -78,16 +89,7 @@ def connect_pg(
     refused: Exception | None = None
     for password in candidates:
         try:
-            conn = pg8000.native.Connection(
-                user=target.user,
-                password=password,
-                database=target.database,
-                host=target.host or "localhost",
-                port=target.port,
-                unix_sock=target.unix_sock,
-                timeout=timeout,
-                application_name="mutt",
-            )
+            conn = _open(target, password, timeout)
             break
         except (pg8000.native.InterfaceError, OSError) as exc:
             raise UnreachableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from None
@@ -102,6 +104,37 @@ def connect_pg(
         conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     conn.run(f'SET search_path TO "{schema}"')
     return conn
+
+
+def _open(target: PgTarget, password: str | None, timeout: float) -> pg8000.native.Connection:
+    host = target.host or "localhost"
+    server = None if target.unix_sock else (host, target.port)
+
+    def attempt(ssl_context: object) -> pg8000.native.Connection:
+        return pg8000.native.Connection(
+            user=target.user,
+            password=password,
+            database=target.database,
+            host=host,
+            port=target.port,
+            unix_sock=target.unix_sock,
+            timeout=timeout,
+            application_name="mutt",
+            ssl_context=ssl_context,
+        )
+
+    ssl_context = tls.ssl_argument(target.sslmode, target.sslrootcert, server)
+    try:
+        return attempt(ssl_context)
+    except pg8000.native.InterfaceError as exc:
+        if target.sslmode != "prefer" or server is None or not tls.refused_tls(exc):
+            if tls.refused_tls(exc):
+                raise pg8000.native.InterfaceError(
+                    f"the server does not offer TLS, which sslmode={target.sslmode} requires"
+                ) from None
+            raise
+    tls.remember_plain(server)  # prefer: this server has TLS off; go plain from now on
+    return attempt(False)
 
 
 def pg_error(exc: Exception) -> tuple[str, str]:
