@@ -122,10 +122,13 @@ class Backend:
 
 
 def _spent(before: Sequence[float | None], backends: Sequence[Backend]) -> float | None:
-    after = [b.cpu() for b in backends]
-    if any(v is None for v in (*before, *after)):
-        return None
-    return sum(a - b for a, b in zip(after, before, strict=True))  # type: ignore[operator]
+    total = 0.0
+    for start, backend in zip(before, backends, strict=True):
+        end = backend.cpu()
+        if start is None or end is None:
+            return None
+        total += end - start
+    return total
 
 
 def bench_write_rows(

@@ -3,7 +3,10 @@
 Baselines measured in the same run: a bare interpreter (``python -c pass``)
 and one importing the packages every function needs (the import floor).
 Also: the in-process time to warm the rule cache from PostgreSQL, and the
-resident memory of each function after its first event.
+resident memory of each function after its first event. The alert worker
+and the in-process warm-up are measured twice: with nothing cached (the
+first start anywhere) and with the regex literal analyses an earlier start
+left in Redis (any later start: another replica, a scale from zero).
 
     python -m bench.coldstart_bench [--rules 10000] [--runs 3] [--quick]
 
@@ -28,6 +31,9 @@ import requests
 
 from bench.rules_bench import Generator
 from functions.alert.cache import RuleCache, bump_version
+from functions.alert.literal_cache import cache_key
+from functions.alert.rules.literals import required_literals
+from functions.alert.rules.regex import compile_regex
 from shared.broker import streams
 from shared.config import load_settings
 from shared.db.connection import connect_pg
@@ -38,6 +44,21 @@ IMPORT_FLOOR = (
     "import functions_framework, cloudevents.http, redis, pg8000.native, pydantic, hvac,"
     " prometheus_client, opentelemetry.trace"
 )
+
+
+_CACHED = {False: "nothing cached", True: "analyses in Redis"}
+
+
+def _forget(r: redis.Redis, namespace: str, *, keep_shared: bool) -> None:
+    """Drop this process's regex caches and, unless ``keep_shared``, the Redis-shared analyses.
+
+    A first start anywhere finds nothing; a later one (another replica, a
+    scale-from-zero) finds the literal analyses an earlier start stored.
+    """
+    required_literals.cache_clear()
+    compile_regex.cache_clear()
+    if not keep_shared:
+        r.delete(cache_key(namespace))
 
 
 def _log(text: str) -> None:
@@ -153,24 +174,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(f"run {run + 1}/{args.runs}")
             results.setdefault("python -c pass", []).append(_time_cmd([py, "-c", "pass"]))
             results.setdefault("import floor", []).append(_time_cmd([py, "-c", IMPORT_FLOOR]))
-            cache = RuleCache(lambda: connect_pg(db_url, schema), r, namespace)
-            started = time.perf_counter()
-            cache.warm()
-            results.setdefault(f"warm {args.rules} rules in-process", []).append(
-                time.perf_counter() - started
-            )
+            for shared in (False, True):
+                _forget(r, namespace, keep_shared=shared)
+                cache = RuleCache(lambda: connect_pg(db_url, schema), r, namespace)
+                started = time.perf_counter()
+                cache.warm()
+                name = f"warm {args.rules} rules in-process, {_CACHED[shared]}"
+                results.setdefault(name, []).append(time.perf_counter() - started)
 
             # alert: one event waiting; first alert/audit record = first handled event
             from tests.factories import accepted_event
 
-            streams.publish(r, keys.events, [{FIELD: encode(accepted_event(run))}])
-            t, mem = first_event(
-                env,
-                [py, "-m", "mutt", "worker", "alert"],
-                lambda: streams.drained(r, keys.events, "alert"),
-            )
-            results.setdefault("alert worker: start → first event handled", []).append(t)
-            rss["alert"] = mem
+            for shared in (False, True):
+                _forget(r, namespace, keep_shared=shared)
+                event = accepted_event(2 * run + shared)
+                streams.publish(r, keys.events, [{FIELD: encode(event)}])
+                t, mem = first_event(
+                    env,
+                    [py, "-m", "mutt", "worker", "alert"],
+                    lambda: streams.drained(r, keys.events, "alert"),
+                )
+                name = f"alert worker: start → first event, {_CACHED[shared]}"
+                results.setdefault(name, []).append(t)
+                rss["alert"] = mem
 
             # forward: one alert waiting; first delivery report
             from tests.factories import alert_event
@@ -225,13 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         conn.close()
     floor = statistics.median(results["import floor"])
     print(f"\nCold start ({args.rules} rules in PostgreSQL; median of {args.runs})")
-    print(f"{'measure':<48} {'seconds':>8} {'x import floor':>15}")
+    print(f"{'measure':<56} {'seconds':>8} {'x import floor':>15}")
     for name, values in results.items():
         med = statistics.median(values)
-        print(f"{name:<48} {med:8.3f} {med / floor:15.2f}")
+        print(f"{name:<56} {med:8.3f} {med / floor:15.2f}")
     print("\nResident memory after the first event (KiB)")
     for name, kib in rss.items():
-        print(f"{name:<48} {kib:8d}")
+        print(f"{name:<56} {kib:8d}")
     return 0
 
 

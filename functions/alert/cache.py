@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pg8000.native
 import redis
 
+from functions.alert.literal_cache import LiteralAnalyses
 from functions.alert.rules import DevHosts, RuleSet
 from functions.alert.store import load_dev_hosts, load_rules, load_teams
 from shared.metrics import RULES_LOADED, RULES_RELOAD_FAILURES, RULES_RELOAD_SECONDS, RULES_VERSION
@@ -59,6 +60,7 @@ class RuleCache:
         self._connect = connect
         self._r = r
         self._key = version_key(namespace)
+        self._namespace = namespace
         self._check = check_seconds
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
@@ -107,7 +109,17 @@ class RuleCache:
             rows, hosts, teams = load_rules(conn), load_dev_hosts(conn), load_teams(conn)
         finally:
             conn.close()
-        rules = RuleSet.from_rows(rows)
+        patterns = sorted(
+            {
+                row["match_string"]
+                for row in rows
+                if row.get("match_type") == "regex" and isinstance(row.get("match_string"), str)
+            }
+        )
+        analyses = LiteralAnalyses(self._r, self._namespace)
+        analyses.fetch(patterns)
+        rules = RuleSet.from_rows(rows, analyse=analyses.analyse)
+        analyses.store(len(patterns))
         for err in rules.rejected:
             log.error("rule rejected at load: %s", err)
         snap = Snapshot(

@@ -12,7 +12,7 @@ first match of the reference loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from .candidates import message_candidate, oid_candidate
 from .explain import Explanation, explain_rules
 from .literal_index import LiteralIndex
 from .literal_scan import LiteralScan
-from .literals import prefilter_text, required_literals
+from .literals import Requirement, prefilter_text, required_literals
 from .model import MatchType, Rule, RuleError, validate_rule
 from .oid_trie import OidTrie
 from .regex_prefilter import RegexPrefilter
@@ -33,10 +33,14 @@ from .semantics import EventLike, PreparedEvent
 AUTO_PREFILTER_MIN_REGEXES = 500
 
 
+Analyse = Callable[[str], tuple[Requirement, ...]]  # pattern -> its required literals
+
+
 @dataclass(frozen=True, slots=True)
 class _Options:
     regex_shard_size: int
     prefilter_regexes: bool | None
+    analyse: Analyse
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +96,17 @@ class RuleSet:
         *,
         regex_shard_size: int = DEFAULT_SHARD_SIZE,
         prefilter_regexes: bool | None = None,
+        analyse: Analyse = required_literals,
     ) -> RuleSet:
         """Index ``rules``; a duplicate id or a pattern RE2 refuses is rejected, not fatal.
 
         ``prefilter_regexes``: ``None`` (auto) uses the literal prefilter when
         there are more than ``AUTO_PREFILTER_MIN_REGEXES`` active regexes;
         ``False`` sends every regex to FilteredRE2 shards, ``True`` every
-        regex with a provable literal to the prefilter.
+        regex with a provable literal to the prefilter. ``analyse`` gives a
+        pattern's required literals (``required_literals``, or a cache of it).
         """
-        options = _Options(regex_shard_size, prefilter_regexes)
+        options = _Options(regex_shard_size, prefilter_regexes, analyse)
         return cls._compile(list(rules), [], options, time.perf_counter())
 
     @classmethod
@@ -110,6 +116,7 @@ class RuleSet:
         *,
         regex_shard_size: int = DEFAULT_SHARD_SIZE,
         prefilter_regexes: bool | None = None,
+        analyse: Analyse = required_literals,
     ) -> RuleSet:
         """Validate raw rows (DB or YAML) and compile; invalid rows land in ``rejected``."""
         started = time.perf_counter()
@@ -120,7 +127,7 @@ class RuleSet:
                 valid.append(validate_rule(row, where=f"#{number}"))
             except RuleError as exc:
                 errors.append(exc)
-        options = _Options(regex_shard_size, prefilter_regexes)
+        options = _Options(regex_shard_size, prefilter_regexes, analyse)
         return cls._compile(valid, errors, options, started)
 
     @classmethod
@@ -148,7 +155,7 @@ class RuleSet:
                 oids.append((rule.trap_oid or "", oid_candidate(rank, rule)))
             if rule.match_type is MatchType.REGEX:
                 pattern = rule.match_string or ""
-                literals = required_literals(pattern) if prefilter else ()
+                literals = options.analyse(pattern) if prefilter else ()
                 if literals:
                     prefiltered.append((literals, message_candidate(rank, rule), rule.regex))
                 else:
