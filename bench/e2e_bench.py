@@ -31,7 +31,10 @@ measure the limiter, see bench.forward_bench) and ``unhandled_threshold``
    ``delivered_at``.
 3. CPU per event by process during each end-to-end run: each stage's process
    tree (from /proc), the Redis server (``INFO cpu``: shared, it counts every
-   client) and the load generator; "CPUs busy" is their sum over wall time.
+   client) and the load generator; "CPUs busy" is their sum over wall time,
+   "busiest" the stage using the most CPU and how many CPUs' worth (one
+   process tops out at 1.00: run rising ``--latency`` rates to see where the
+   bottleneck moves as the load nears saturation).
 """
 
 from __future__ import annotations
@@ -583,7 +586,7 @@ def report(phases: Sequence[Phase], fixed: Sequence[Phase], args: argparse.Names
     names = ["ingest", "alert", "forward", "audit", "redis-server", "load generator"]
     print_table(
         "CPU per event by process during each end-to-end run (µs of CPU / event)",
-        ["run", "events", "wall s", *names, "total", "CPUs busy"],
+        ["run", "events", "wall s", *names, "total", "CPUs busy", "busiest (CPUs)"],
         [
             [
                 p.name,
@@ -592,10 +595,21 @@ def report(phases: Sequence[Phase], fixed: Sequence[Phase], args: argparse.Names
                 *(f"{p.cpu.get(n, 0.0) / max(1, p.events) * 1e6:,.0f}" for n in names),
                 f"{sum(p.cpu.values()) / max(1, p.events) * 1e6:,.0f}",
                 f"{sum(p.cpu.values()) / p.seconds:.2f}" if p.seconds else "n/a",
+                _busiest(p.cpu, p.seconds),
             ]
             for p in [*phases, *fixed]
         ],
     )
+
+
+def _busiest(cpu: dict[str, float], seconds: float) -> str:
+    """The stage that used the most CPU over the run, and how many CPUs' worth: the bottleneck
+    when it nears 1.00 (one process can use one core), or the whole box when the sum nears 2."""
+    stages = {k: v for k, v in cpu.items() if k != "load generator"}
+    if not stages or not seconds:
+        return "n/a"
+    name = max(stages, key=lambda k: stages[k])
+    return f"{name} {stages[name] / seconds:.2f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -217,6 +217,11 @@ def test_e2e_bench_quick(servers: tuple[str, str]) -> None:
         assert row["dup"] == "0", row
         assert row["delivered"] == row["alerts"] == row["audit rows"], row
         assert row["alerts"] != "0", row
+    cpu = only_table(tables, "CPU per event")
+    for row in cpu:
+        stage, used = row["busiest (CPUs)"].split()
+        assert stage in {"ingest", "alert", "forward", "audit", "redis-server"}, row
+        assert 0 < float(used) <= float(row["CPUs busy"]), row
     assert_cleaned_up(servers, stderr)
 
 
