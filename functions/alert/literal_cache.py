@@ -19,7 +19,8 @@ import hashlib
 import logging
 import sys
 from collections.abc import Sequence
-from importlib import resources
+from functools import lru_cache
+from importlib import metadata, resources
 
 import orjson
 import redis
@@ -32,9 +33,14 @@ Requirements = tuple[frozenset[str], ...]
 _LIMIT = 4  # rewrite the hash once it holds this many times the patterns in use (+1,000)
 
 
+@lru_cache(maxsize=1)
 def _fingerprint() -> str:
-    code = resources.files("functions.alert.rules").joinpath("literals.py").read_bytes()
+    """Python and the analysis code (its source; the package version if none is shipped)."""
     python = f"{sys.implementation.name}{sys.version_info[0]}.{sys.version_info[1]}"
+    try:
+        code = resources.files("functions.alert.rules").joinpath("literals.py").read_bytes()
+    except OSError:
+        code = f"mutt {metadata.version('mutt')}".encode()
     return f"{python}:{hashlib.sha256(code).hexdigest()[:16]}"
 
 

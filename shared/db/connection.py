@@ -123,16 +123,16 @@ def _open(target: PgTarget, password: str | None, timeout: float) -> pg8000.nati
             ssl_context=ssl_context,
         )
 
-    ssl_context = tls.ssl_argument(target.sslmode, target.sslrootcert, server)
     try:
-        return attempt(ssl_context)
+        return attempt(tls.ssl_argument(target.sslmode, target.sslrootcert, server))
     except pg8000.native.InterfaceError as exc:
-        if target.sslmode != "prefer" or server is None or not tls.refused_tls(exc):
-            if tls.refused_tls(exc):
-                raise pg8000.native.InterfaceError(
-                    f"the server does not offer TLS, which sslmode={target.sslmode} requires"
-                ) from None
+        if not tls.refused_tls(exc):
             raise
+        if target.sslmode != "prefer":
+            raise pg8000.native.InterfaceError(
+                f"the server does not offer TLS, which sslmode={target.sslmode} requires"
+            ) from None
+    assert server is not None  # a Unix socket never asks for TLS, so it is never refused
     tls.remember_plain(server)  # prefer: this server has TLS off; go plain from now on
     return attempt(False)
 
