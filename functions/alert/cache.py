@@ -60,7 +60,7 @@ class RuleCache:
         self._connect = connect
         self._r = r
         self._key = version_key(namespace)
-        self._namespace = namespace
+        self._analyses = LiteralAnalyses(r, namespace)
         self._check = check_seconds
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
@@ -109,17 +109,7 @@ class RuleCache:
             rows, hosts, teams = load_rules(conn), load_dev_hosts(conn), load_teams(conn)
         finally:
             conn.close()
-        patterns = sorted(
-            {
-                row["match_string"]
-                for row in rows
-                if row.get("match_type") == "regex" and isinstance(row.get("match_string"), str)
-            }
-        )
-        analyses = LiteralAnalyses(self._r, self._namespace)
-        analyses.fetch(patterns)
-        rules = RuleSet.from_rows(rows, analyse=analyses.analyse)
-        analyses.store(len(patterns))
+        rules = RuleSet.from_rows(rows, analyse=self._analyses)
         for err in rules.rejected:
             log.error("rule rejected at load: %s", err)
         snap = Snapshot(

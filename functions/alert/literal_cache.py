@@ -79,43 +79,38 @@ def _encode(requirements: Requirements) -> bytes:
 
 
 class LiteralAnalyses:
-    """``analyse(pattern)`` for one rule load: cached answers first, the parser for the rest."""
+    """An ``Analyse`` for ``RuleSet``: stored answers first, the parser for the rest."""
 
     def __init__(self, r: redis.Redis, namespace: str) -> None:
         self._r = r
         self._key = cache_key(namespace)
-        self._known: dict[str, Requirements] = {}
-        self.fresh: dict[str, Requirements] = {}
 
-    def fetch(self, patterns: Sequence[str]) -> int:
-        """Read the stored analyses of ``patterns``; how many were usable."""
+    def __call__(self, patterns: Sequence[str]) -> list[Requirements]:
+        """The analyses of ``patterns``, in order: one HMGET, one HSET of what was missing."""
+        stored = self._fetch(patterns)
+        pairs = list(zip(patterns, stored, strict=True))
+        fresh = {p: required_literals(p) for p, known in pairs if known is None}
+        self._store(fresh, len(patterns))
+        return [fresh[p] if known is None else known for p, known in pairs]
+
+    def _fetch(self, patterns: Sequence[str]) -> list[Requirements | None]:
         if not patterns:
-            return 0
+            return []
         try:
             values = self._r.hmget(self._key, list(patterns))
         except redis.RedisError as exc:
             log.warning("regex literal cache unavailable, analysing every pattern: %s", exc)
-            return 0
-        for pattern, raw in zip(patterns, values, strict=True):
-            found = _decode(raw)
-            if found is not None:
-                self._known[pattern] = found
-        return len(self._known)
+            return [None] * len(patterns)
+        return [_decode(raw) for raw in values]
 
-    def analyse(self, pattern: str) -> Requirements:
-        found = self._known.get(pattern)
-        if found is None:
-            found = self.fresh[pattern] = required_literals(pattern)
-        return found
-
-    def store(self, in_use: int) -> None:
-        """Keep what this load analysed; start the hash over when it holds mostly old patterns."""
-        if not self.fresh:
+    def _store(self, fresh: dict[str, Requirements], in_use: int) -> None:
+        """Keep what this build analysed; start the hash over when it holds mostly old patterns."""
+        if not fresh:
             return
         try:
             pipe = self._r.pipeline(transaction=False)
             pipe.hlen(self._key)
-            pipe.hset(self._key, mapping={p: _encode(a) for p, a in self.fresh.items()})
+            pipe.hset(self._key, mapping={p: _encode(a) for p, a in fresh.items()})
             size = int(pipe.execute()[0])
             if size > _LIMIT * in_use + 1000:
                 self._r.delete(self._key)

@@ -40,6 +40,11 @@ def _cache(settings: Settings, r: redis.Redis, namespace: str) -> RuleCache:
     return RuleCache(lambda: connect_pg(url, schema), r, namespace)
 
 
+def _hmget_calls(r: redis.Redis) -> int:
+    """HMGET commands the server has run so far (tests run one at a time)."""
+    return int(r.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+
+
 def _matched(cache: RuleCache) -> str | None:
     rule = cache.current().rules.match(event(1, "widget42 jammed on belt 7"))
     return rule.match_string if rule else None
@@ -98,3 +103,23 @@ def test_an_analysis_stored_by_other_code_is_never_read(
     cache = _cache(settings, r, namespace)
     cache.warm()
     assert _matched(cache) == TARGET
+
+
+def test_few_regexes_use_no_analysis_and_no_redis_hash(
+    settings: Settings, r: redis.Redis, namespace: str, pg: pg8000.native.Connection
+) -> None:
+    """Below the prefilter threshold the regexes go to FilteredRE2: nothing to analyse or store."""
+    pg.run(
+        "INSERT INTO alert_rules (match_type, match_string, prod_handling, dev_handling,"
+        " team_assignment) VALUES ('regex', :p, 'Page_only', 'Ticket_only', 'NetOps')",
+        p=TARGET,
+    )
+    try:
+        cache = _cache(settings, r, namespace)
+        before = _hmget_calls(r)
+        cache.warm()
+        assert _hmget_calls(r) == before  # not even a lookup
+        assert _matched(cache) == TARGET
+        assert not r.exists(cache_key(namespace))
+    finally:
+        pg.run("DELETE FROM alert_rules")

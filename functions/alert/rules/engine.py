@@ -12,7 +12,7 @@ first match of the reference loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,14 @@ from .semantics import EventLike, PreparedEvent
 AUTO_PREFILTER_MIN_REGEXES = 500
 
 
-Analyse = Callable[[str], tuple[Requirement, ...]]  # pattern -> its required literals
+# Patterns -> their required literals, in the same order: one call per build, so a
+# caller can answer from a shared store in one round trip (functions/alert/literal_cache.py).
+Analyse = Callable[[Sequence[str]], Sequence[tuple[Requirement, ...]]]
+
+
+def analyse_each(patterns: Sequence[str]) -> list[tuple[Requirement, ...]]:
+    """The default ``Analyse``: ``required_literals`` (cached per process) of each pattern."""
+    return [required_literals(p) for p in patterns]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +103,15 @@ class RuleSet:
         *,
         regex_shard_size: int = DEFAULT_SHARD_SIZE,
         prefilter_regexes: bool | None = None,
-        analyse: Analyse = required_literals,
+        analyse: Analyse = analyse_each,
     ) -> RuleSet:
         """Index ``rules``; a duplicate id or a pattern RE2 refuses is rejected, not fatal.
 
         ``prefilter_regexes``: ``None`` (auto) uses the literal prefilter when
         there are more than ``AUTO_PREFILTER_MIN_REGEXES`` active regexes;
         ``False`` sends every regex to FilteredRE2 shards, ``True`` every
-        regex with a provable literal to the prefilter. ``analyse`` gives a
-        pattern's required literals (``required_literals``, or a cache of it).
+        regex with a provable literal to the prefilter. ``analyse`` gives the
+        patterns' required literals, asked once and only when the prefilter is used.
         """
         options = _Options(regex_shard_size, prefilter_regexes, analyse)
         return cls._compile(list(rules), [], options, time.perf_counter())
@@ -116,7 +123,7 @@ class RuleSet:
         *,
         regex_shard_size: int = DEFAULT_SHARD_SIZE,
         prefilter_regexes: bool | None = None,
-        analyse: Analyse = required_literals,
+        analyse: Analyse = analyse_each,
     ) -> RuleSet:
         """Validate raw rows (DB or YAML) and compile; invalid rows land in ``rejected``."""
         started = time.perf_counter()
@@ -145,17 +152,21 @@ class RuleSet:
         accepted.sort(key=lambda r: r.rank)
         active = [r for r in accepted if r.is_active]
 
+        regexes = [r for r in active if r.match_type is MatchType.REGEX]
         prefilter = options.prefilter_regexes
         if prefilter is None:
-            regexes = sum(1 for r in active if r.match_type is MatchType.REGEX)
-            prefilter = regexes > AUTO_PREFILTER_MIN_REGEXES
+            prefilter = len(regexes) > AUTO_PREFILTER_MIN_REGEXES
+        analysed: dict[str, tuple[Requirement, ...]] = {}
+        if prefilter:
+            patterns = sorted({r.match_string or "" for r in regexes})
+            analysed = dict(zip(patterns, options.analyse(patterns), strict=True))
         oids, needles, prefiltered, sharded = [], [], [], []
         for rank, rule in enumerate(active):
             if rule.match_type is MatchType.OID_PREFIX:
                 oids.append((rule.trap_oid or "", oid_candidate(rank, rule)))
             if rule.match_type is MatchType.REGEX:
                 pattern = rule.match_string or ""
-                literals = options.analyse(pattern) if prefilter else ()
+                literals = analysed.get(pattern, ())
                 if literals:
                     prefiltered.append((literals, message_candidate(rank, rule), rule.regex))
                 else:
