@@ -466,30 +466,29 @@ def wait_stable(read: Callable[[], int], quiet: float = 0.3, timeout: float = 15
     return value
 
 
-def _proc_stats() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds used: user + system) for every process."""
-    hz = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / hz)
-    return stats
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds (user + system) one process has used; None if it is not on this machine."""
+def _stat(pid: int | str) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds used: user + system) of one process; None if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used) for every process."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            stats[int(entry)] = stat
+    return stats
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) one process has used; None if it is not on this machine."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
 
 
 def tree_cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
