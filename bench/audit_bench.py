@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import orjson
 import pg8000.native
@@ -45,7 +44,7 @@ from bench.common import (
 from bench.data import accepted_events
 from functions.alert.audit import COLUMNS, AuditRow, write_rows
 from functions.alert.audit_copy import copy_chunks, encode_copy
-from shared.db.connection import connect_pg
+from shared.db.connection import connect_pg, parse_database_url
 from shared.models import Severity
 
 _INSERT_ONE = """
@@ -113,8 +112,8 @@ class Backend:
     """CPU time of a connection's server process, read from /proc when PostgreSQL is local."""
 
     def __init__(self, conn: pg8000.native.Connection, database_url: str) -> None:
-        host = urlsplit(database_url).hostname or ""
-        local = host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
+        target = parse_database_url(database_url)
+        local = target.unix_sock is not None or target.host in ("localhost", "127.0.0.1", "::1")
         self.pid = int(conn.run("SELECT pg_backend_pid()")[0][0]) if local else None
 
     def cpu(self) -> float | None:
