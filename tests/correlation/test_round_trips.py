@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis.connection import Connection
+from redis.connection import Connection, UnixDomainSocketConnection
 
 from functions.alert.correlation import Correlator
 from functions.alert.rules import Rule
@@ -27,10 +27,20 @@ class CountingConnection(Connection):
         super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
+class CountingUnixConnection(UnixDomainSocketConnection):
+    """The same count over a Unix socket (the embedded Redis of a fresh clone)."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sent += 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
 @pytest.fixture
 def counted(settings: Settings) -> Iterator[redis.Redis]:
     assert settings.redis_url
-    pool = redis.ConnectionPool.from_url(settings.redis_url, connection_class=CountingConnection)
+    unix = settings.redis_url.startswith("unix://")
+    counting = CountingUnixConnection if unix else CountingConnection
+    pool = redis.ConnectionPool.from_url(settings.redis_url, connection_class=counting)
     client = redis.Redis(connection_pool=pool)
     client.ping()
     yield client

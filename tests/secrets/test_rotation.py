@@ -39,9 +39,18 @@ def locked_redis() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # The socket file appears before the server accepts on it: wait for an answer.
+    probe = redis.Redis(unix_socket_path=str(sock), password="old")
     deadline = time.monotonic() + 10
-    while not sock.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while True:
+        try:
+            probe.ping()
+            break
+        except (redis.ConnectionError, FileNotFoundError):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.02)
+    probe.close()
     yield f"unix://{sock}"
     proc.terminate()
     proc.wait(timeout=10)
