@@ -8,12 +8,14 @@ it listens on a Unix socket only, so it never collides with a real server.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import importlib.util
 import logging
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import IO
 
 import redis
 
+from mutt.children import die_with_parent
 from shared.errors import MuttError
 
 _SOCKET_MAX = 100  # sun_path is 108 bytes on Linux
@@ -114,6 +117,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - see children.py
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(unix_socket_path=str(self.socket))
@@ -147,46 +151,169 @@ class EmbeddedRedis:
 
 
 class EmbeddedPostgres:
-    """A private PostgreSQL server managed by ``pgserver`` (socket only)."""
+    """A private PostgreSQL server, a child process listening on a Unix socket only.
+
+    The binaries come from the ``pgserver`` wheel; the server is started as
+    our own child (not daemonized by ``pg_ctl``, as ``pgserver.get_server``
+    does), so it can be tied to the parent's life: when ``mutt run`` is
+    killed, the kernel asks PostgreSQL for a fast shutdown.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = (data_dir / "pg").resolve()
-        self._server: object | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.socket_dir = self.dir
 
-    def start(self) -> str:
+    def start(self, timeout: float = 30.0) -> str:
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", module="platformdirs")
+        binaries = _pg_binaries()
+        user = _pg_user(self.dir, binaries)
+        if not (self.dir / "PG_VERSION").exists():
+            self._initdb(binaries, user)
+        self._stop_leftover(binaries, user)
+        self.socket_dir = self._socket_dir(user)
+        log = open(self.dir / "log", "ab")  # noqa: SIM115 - the child's stdout/stderr
         try:
-            import pgserver
-        except ImportError:
-            raise MuttError(
-                "the embedded PostgreSQL needs the 'pgserver' package: pip install pgserver"
-            ) from None
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            # PostgreSQL refuses to run as root; pgserver runs it as the user
-            # 'pgserver', which must be able to reach the data directory.
-            _open_path_for_others(self.dir.parent)
-        try:
-            server = pgserver.get_server(self.dir, cleanup_mode="stop")  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise MuttError(f"embedded PostgreSQL failed to start in {self.dir}: {exc}") from None
-        self._server = server
-        return str(server.get_uri())
+            self.proc = subprocess.Popen(
+                [
+                    str(binaries / "postgres"),
+                    "-D",
+                    str(self.dir),
+                    "-h",
+                    "",  # no TCP listener: it never collides with a real server
+                    "-k",
+                    str(self.socket_dir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                user=user,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 - see children.py
+            )
+        finally:
+            log.close()
+        self._wait_ready(timeout)
+        return f"postgresql://postgres:@/postgres?host={self.socket_dir}"
+
+    def _initdb(self, binaries: Path, user: str | None) -> None:
+        result = subprocess.run(
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(self.dir),
+                "--auth=trust",
+                "--auth-local=trust",
+                "--encoding=utf8",
+                "-U",
+                "postgres",
+            ],
+            user=user,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise MuttError(f"embedded PostgreSQL: initdb failed in {self.dir}: {result.stderr}")
+
+    def _stop_leftover(self, binaries: Path, user: str | None) -> None:
+        """Stop a server left running on this directory by an older, killed run.
+
+        The data directory's lock says no other ``mutt run`` uses it, so a
+        live postmaster here is an orphan: let it shut down (fast), then start ours.
+        """
+        pidfile = self.dir / "postmaster.pid"
+        if not pidfile.exists():
+            return
+        subprocess.run(
+            [str(binaries / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop"],
+            user=user,
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+
+    def _socket_dir(self, user: str | None) -> Path:
+        """The data directory, unless its path is too long for a socket name."""
+        if len(str(self.dir / ".s.PGSQL.5432")) <= _SOCKET_MAX:
+            return self.dir
+        short = Path(tempfile.mkdtemp(prefix="mutt-pg-"))
+        if user is not None:
+            shutil.chown(short, user)
+        return short
+
+    def _wait_ready(self, timeout: float) -> None:
+        import pg8000.native
+
+        deadline = time.monotonic() + timeout
+        sock = str(self.socket_dir / ".s.PGSQL.5432")
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise MuttError(f"embedded PostgreSQL exited at start; see {self.dir / 'log'}")
+            try:
+                pg8000.native.Connection("postgres", unix_sock=sock, database="postgres").close()
+                return
+            except (pg8000.native.InterfaceError, pg8000.native.DatabaseError, OSError):
+                time.sleep(0.05)
+        self.stop()
+        raise MuttError(
+            f"embedded PostgreSQL did not start within {timeout:.0f}s; see {self.dir / 'log'}"
+        )
 
     def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(Exception):  # best effort at shutdown
-                self._server.cleanup()  # type: ignore[attr-defined]
-            self._server = None
-
-
-def _open_path_for_others(path: Path) -> None:
-    """Let another user traverse every directory down to ``path`` (o+x)."""
-    for part in [path, *path.parents]:
+        """Fast shutdown (open sessions ended, a clean checkpoint), kill if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
         try:
-            mode = part.stat().st_mode
-            if not mode & 0o001:
-                part.chmod(mode | 0o001)
-        except PermissionError:
-            continue
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _pg_binaries() -> Path:
+    """The PostgreSQL binaries shipped inside the pgserver wheel (without starting anything)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise MuttError(
+            "the embedded PostgreSQL needs the 'pgserver' package: pip install pgserver"
+        )
+    binaries = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (binaries / "postgres").exists():
+        raise MuttError(f"pgserver is installed but has no postgres in {binaries}")
+    return binaries
+
+
+def _pg_user(pgdata: Path, binaries: Path) -> str | None:
+    """PostgreSQL refuses to run as root: then it runs as the user ``pgserver``.
+
+    That user must reach the binaries and own the data directory, as
+    pgserver itself arranges it.
+    """
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return None
+    import stat
+
+    from pgserver.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    user = "pgserver"
+    entry = ensure_user_exists(user)
+    if entry is None:
+        raise MuttError(f"embedded PostgreSQL: could not create the system user {user!r}")
+    ensure_prefix_permissions(pgdata)
+    read = stat.S_IRGRP | stat.S_IROTH
+    execute = stat.S_IXGRP | stat.S_IXOTH
+    ensure_prefix_permissions(binaries)
+    ensure_folder_permissions(binaries, read | execute)
+    ensure_folder_permissions(binaries.parent / "lib", read)
+    if pgdata.stat().st_uid != entry.pw_uid:
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+    return user
