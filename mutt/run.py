@@ -24,6 +24,8 @@ from types import FrameType
 
 import requests
 
+from mutt import runfile, sample_rules
+from mutt.children import die_with_parent
 from mutt.embedded import DataDirLock, EmbeddedPostgres, EmbeddedRedis
 from shared.config import Settings, env_name
 from shared.db.connection import connect_pg
@@ -36,10 +38,20 @@ GRACE_SECONDS = 20.0
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Fail with one clear line if ``host:port`` cannot be bound."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """Fail with one clear line if another process listens on ``host:port``.
+
+    The probe sets ``SO_REUSEADDR``, as every server MUTT starts does
+    (gunicorn, the ops server, asyncio): a port held only by ``TIME_WAIT``
+    sockets of a process that just died is free to listen on again, so a
+    restart (systemd ``Restart=always``, a quadlet, a benchmark) is not refused
+    for the kernel's 60 s ``TIME_WAIT`` period.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(1)  # with SO_REUSEADDR a bind alone succeeds beside a listener
     except OSError as exc:
         raise PortInUseError(
             f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
@@ -92,6 +104,15 @@ class Pipeline:
         conn.close()
         if applied:
             say("database migrated: " + ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
+        if self.pg_server is not None:
+            sample_rules.seed(
+                self.redis_url,
+                self.database_url,
+                s.database_schema,
+                s.namespace,
+                say,
+                once_in=s.data_dir,
+            )
         env = self._child_env()
         py = sys.executable
         self._spawn(
@@ -106,6 +127,31 @@ class Pipeline:
         self._janitor = threading.Thread(target=self._janitor_loop, name="janitor", daemon=True)
         self._janitor.start()
         say(f"ingest listening on {self.ingest_url} (POST / CloudEvents, GET /healthz)")
+        self._announce(say)
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_server is not None and self.pg_server is not None
+
+    def _announce(self, say: Callable[[str], None]) -> None:
+        """Record and print how operator commands reach this run."""
+        data_dir = self.settings.data_dir
+        runfile.write(
+            data_dir,
+            runfile.RunInfo(
+                pid=os.getpid(),
+                ingest_url=self.ingest_url,
+                redis_url=self.redis_url if self.redis_server else None,
+                database_url=self.database_url if self.pg_server else None,
+            ),
+        )
+        if self.embedded:
+            here = data_dir.resolve() == Path(".mutt").resolve()
+            where = "from this directory" if here else f"with --data-dir {data_dir}"
+            say(f"Redis {self.redis_url}, PostgreSQL {self.database_url}")
+            say(f"operator commands find this run {where}: mutt status, mutt rules list, ...")
+        else:
+            say("operator commands need the same MUTT_REDIS_URL and MUTT_DATABASE_URL")
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -120,8 +166,14 @@ class Pipeline:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         # Children get their own session: a Ctrl-C reaches the terminal's
         # foreground group, and only the parent must react, stopping them in order.
+        # If the parent is killed, the kernel sends each child SIGTERM: it
+        # finishes its batch and exits instead of holding the port as an orphan.
         self.children[name] = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - see mutt/children.py
         )
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
@@ -182,6 +234,8 @@ class Pipeline:
                     say(f"{name} did not stop within {GRACE_SECONDS:.0f}s; killing it")
                     proc.kill()
                     proc.wait()
+        if self.children or self.lock is not None:
+            runfile.remove(self.settings.data_dir, os.getpid())
         if self.pg_server is not None:
             self.pg_server.stop()
         if self.redis_server is not None:

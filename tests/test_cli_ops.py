@@ -440,5 +440,21 @@ def test_operator_commands_need_the_server_urls(settings: Settings) -> None:
     ran = as_process(env_settings, "status")
     assert ran.code == 2
     assert ran.err_lines == [
-        "mutt: MUTT_REDIS_URL is not set (only `mutt run` starts an embedded Redis)"
+        f"mutt: no MUTT_REDIS_URL, and no `mutt run` found in {settings.data_dir.resolve()}:"
+        " start `mutt run` there, pass the --data-dir it uses,"
+        " or set MUTT_REDIS_URL and MUTT_DATABASE_URL"
+    ]
+
+
+def test_a_run_that_is_gone_is_named(settings: Settings) -> None:
+    from mutt import runfile
+
+    dead_pid = 2**22 + 12345  # above the largest pid Linux hands out: no such process
+    runfile.write(settings.data_dir, runfile.RunInfo(dead_pid, "http://127.0.0.1:1"))
+    ran = as_process(settings.model_copy(update={"redis_url": None}), "rules", "list")
+    assert ran.code == 2
+    assert ran.err_lines == [
+        f"mutt: the `mutt run` that used {settings.data_dir.resolve()} (pid {dead_pid}) is gone:"
+        " start `mutt run` there, pass the --data-dir it uses,"
+        " or set MUTT_REDIS_URL and MUTT_DATABASE_URL"
     ]

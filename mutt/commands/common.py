@@ -18,16 +18,17 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pg8000.native
 import redis
 
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.db.connection import pg_error
-from shared.errors import MuttError, UnreachableError
+from shared.errors import ConfigError, MuttError, UnreachableError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -45,19 +46,43 @@ class RefusedError(MuttError):
 
 
 _opened: list[Context] = []
+_data_dir: list[Path] = []  # the running command's --data-dir, if it gave one
 
 
 def open_context() -> Context:
     """Settings from the environment plus clients; both servers are required.
 
-    Clients are closed when the ``guarded`` command returns, so commands
-    called in-process (tests, scripts) leave no connections behind.
+    Without ``MUTT_REDIS_URL`` / ``MUTT_DATABASE_URL``, the servers are those
+    of the ``mutt run`` using the data directory (``--data-dir``,
+    ``MUTT_DATA_DIR`` or ``./.mutt``), as its ``run.json`` says. Clients are
+    closed when the ``guarded`` command returns, so commands called
+    in-process (tests, scripts) leave no connections behind.
     """
-    settings = load_settings()
+    settings = load_settings(data_dir=_data_dir[-1] if _data_dir else None)
+    if not settings.redis_url or not settings.database_url:
+        settings = _embedded(settings)
     settings.require_urls()
     ctx = Context(settings)
     _opened.append(ctx)
     return ctx
+
+
+def _embedded(settings: Settings) -> Settings:
+    """``settings`` completed with the URLs of the ``mutt run`` in its data directory."""
+    from mutt import runfile
+
+    info = runfile.find(settings.data_dir)
+    if info.redis_url is None or info.database_url is None:
+        raise ConfigError(
+            f"the `mutt run` in {settings.data_dir.resolve()} (pid {info.pid}) uses external"
+            " servers: set the same MUTT_REDIS_URL and MUTT_DATABASE_URL it was given"
+        )
+    return settings.model_copy(
+        update={
+            "redis_url": settings.redis_url or info.redis_url,
+            "database_url": settings.database_url or info.database_url,
+        }
+    )
 
 
 def _close_opened() -> None:
@@ -75,6 +100,9 @@ def guarded(func: Command) -> Command:
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
+        data_dir = getattr(args, "data_dir", None)
+        if data_dir is not None:
+            _data_dir.append(data_dir)
         try:
             return func(args)
         except BrokenPipeError:  # `mutt ... | head`: the reader has all it wanted
@@ -96,6 +124,8 @@ def guarded(func: Command) -> Command:
             raise UnreachableError(f"lost the connection to PostgreSQL: {exc}") from None
         finally:
             _close_opened()
+            if data_dir is not None:
+                _data_dir.pop()
 
     return run
 
@@ -125,6 +155,13 @@ def add_command(
         description=description or help_text,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,  # given at any level of `mutt rules --data-dir D list`
+        help="the data directory of the `mutt run` to reach when no MUTT_*_URL is set"
+        " (default ./.mutt, MUTT_DATA_DIR)",
     )
     return parser
 
