@@ -13,13 +13,11 @@ from typing import Any
 
 import orjson
 import requests
-import yaml
 
-from functions.alert.catalog import insert_catalog, parse_catalog, rule_count
+from mutt import sample_rules
 from mutt.run import Pipeline
 from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD, Keys
 from shared.broker.streams import drained
-from shared.db.connection import connect_pg
 from shared.envelope import FIELD, decode
 from shared.models import TYPE_SYSLOG, TYPE_TRAP
 from shared.redis_client import connect_redis
@@ -67,27 +65,16 @@ def _after(r: Any, stream: str, start: str) -> list[dict[str, Any]]:
     return [decode(f[FIELD]).data for _, f in r.xrange(stream, min=f"({start}", max="+")]
 
 
-def seed_rules(pipeline: Pipeline, say: Callable[[str], None]) -> None:
-    """Load the sample rules, but only into an empty rule table: never touch an operator's rules."""
-    conn = connect_pg(pipeline.database_url, pipeline.settings.database_schema)
-    r = connect_redis(pipeline.redis_url)
-    try:
-        existing = rule_count(conn)
-        if existing:
-            say(f"demo: using the {existing} rules already in the database")
-            return
-        raw = resources.files("mutt.demo_data").joinpath("rules.yaml").read_text()
-        catalog = parse_catalog(yaml.safe_load(raw), "demo rules")
-        insert_catalog(conn, r, pipeline.settings.namespace, catalog)
-        say(f"demo: loaded {len(catalog.rules)} sample rules")
-    finally:
-        conn.close()
-        r.close()
-
-
 def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | None) -> int:
     """Drive the demo against a started pipeline; 0 when every alert was delivered."""
-    seed_rules(pipeline, say)
+    s = pipeline.settings
+    sample_rules.seed(
+        pipeline.redis_url,
+        pipeline.database_url,
+        s.database_schema,
+        s.namespace,
+        lambda text: say(f"demo: {text}"),
+    )
     time.sleep(0.6)  # the alert workers see the new rule version within 0.5 s
     r = connect_redis(pipeline.redis_url)
     keys = Keys(pipeline.settings.namespace)
@@ -107,17 +94,17 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     deadline = time.monotonic() + WAIT_SECONDS
     event_ids: set[str] = set()
     matched: set[str] = set()
+    records: list[dict[str, Any]] = []
     alerts: set[str] = set()
     delivered: set[str] = set()
     while time.monotonic() < deadline:
         pipeline.check_children()
         settled = all(drained(r, s, g) for s, g in stages)
         event_ids = {str(d["event_id"]) for d in _after(r, keys.events, marks[keys.events])}
-        matched = {
-            str(d["event_id"])
-            for d in _after(r, keys.audit, marks[keys.audit])
-            if str(d["event_id"]) in event_ids
-        }
+        records = [
+            d for d in _after(r, keys.audit, marks[keys.audit]) if str(d["event_id"]) in event_ids
+        ]
+        matched = {str(d["event_id"]) for d in records if d.get("matched_rule_id") is not None}
         alerts = {
             str(d["alert_id"])
             for d in _after(r, keys.alerts, marks[keys.alerts])
@@ -133,21 +120,61 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
         time.sleep(0.2)
     elapsed = time.monotonic() - started
     ok = accepted == len(events) and bool(alerts) and alerts <= delivered
+    sink = pipeline.settings.sink_path
+    in_sink = _in_sink(sink, alerts)
     rows = [
         ("events sent", str(len(events))),
         ("events accepted", str(accepted)),
         ("matched a rule", str(len(matched))),
         ("alerts raised", str(len(alerts))),
         ("alerts delivered", str(len(alerts & delivered))),
-        ("sink", str(pipeline.settings.sink_path)),
+        ("sink", f"{sink} ({in_sink} lines from this run)"),
         ("time", f"{elapsed:.2f} s"),
         ("result", "OK: every alert delivered" if ok else "FAILED: alerts missing at the sink"),
     ]
     width = max(len(k) for k, _ in rows)
-    print("\nMUTT demo summary")
+    print("\nMUTT demo summary (this run only)")
     print("-" * (width + 30))
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
+    quiet = no_alert_reasons(records, alerts)
+    if quiet:
+        print("\nmatched a rule but raised no alert:")
+        for line in quiet:
+            print(f"  {line}")
     print(flush=True)
     r.close()
     return 0 if ok else 1
+
+
+def _in_sink(sink: Path, alerts: set[str]) -> int:
+    """Lines of the sink file that carry one of this run's alerts (earlier runs append too)."""
+    if not sink.exists():
+        return 0
+    found = 0
+    with sink.open("rb") as fh:
+        for line in fh:
+            try:
+                if str(orjson.loads(line).get("alert_id")) in alerts:
+                    found += 1
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+    return found
+
+
+def no_alert_reasons(records: list[dict[str, Any]], alerts: set[str]) -> list[str]:
+    """Why events that matched a rule raised no alert, one line per rule and reason."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        rule = rec.get("matched_rule_id")
+        if rule is None or str(rec.get("alert_id")) in alerts:
+            continue
+        decision = str(rec.get("handling_decision"))
+        if decision == "Clear":
+            why = f"rule {rule}: a clear (it resolves an earlier alert)"
+        elif decision == "Ignore":
+            why = f"rule {rule} says Ignore for {rec.get('environment')} hosts"
+        else:
+            why = f"rule {rule}: {decision}, held back by {rec.get('correlation') or 'correlation'}"
+        counts[why] = counts.get(why, 0) + 1
+    return [f"{n} event{'s' if n > 1 else ''}: {why}" for why, n in sorted(counts.items())]
