@@ -458,3 +458,25 @@ def test_a_run_that_is_gone_is_named(settings: Settings) -> None:
         " start `mutt run` there, pass the --data-dir it uses,"
         " or set MUTT_REDIS_URL and MUTT_DATABASE_URL"
     ]
+
+
+def test_status_shows_the_most_frequent_unhandled_events(
+    cli: Cli, settings: Settings, r: redis.Redis
+) -> None:
+    from functions.alert.unhandled import UnhandledCounter
+    from shared.models import Event
+
+    counter = UnhandledCounter(r, settings.namespace)
+    events = [
+        Event.model_validate(accepted_event(i, f"temp sensor {i} high", hostname="ups-3").data)
+        for i in range(4)
+    ]
+    counter.count(events, 1_000_000, 86_400, 100)
+    ran = cli("status", "--json")
+    top = orjson.loads(ran.out)["unhandled"]["top"]
+    assert [(t["count"], t["hostname"], t["message"]) for t in top] == [
+        (4, "ups-3", "temp sensor 0 high")
+    ]
+    text = cli("status").out
+    assert "unhandled events, most frequent this" in text
+    assert "why: mutt rules test --host ups-3 --message 'temp sensor 0 high'" in text

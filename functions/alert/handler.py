@@ -31,6 +31,7 @@ from functions.alert.correlation import TYPE_TIMER, Batch, Correlator, Result, p
 from functions.alert.correlation.pairing import ClearMatch
 from functions.alert.rules import Rule
 from functions.alert.unhandled import Fired, UnhandledCounter
+from functions.alert.unhandled_log import UnhandledLog
 from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.handler import Outcome
@@ -87,6 +88,7 @@ class AlertHandler:
         # without one (embedders, tests of the rules alone) correlation is off
         self.correlator = correlator or Correlator(None, "", dyn, default_team)
         self._rules_by_id: tuple[int, dict[int, Rule]] = (-1, {})
+        self._unhandled_log = UnhandledLog()
 
     def readiness(self) -> dict[str, str]:
         """Rules loaded, and whether the last reload worked."""
@@ -245,6 +247,8 @@ class AlertHandler:
     ) -> None:
         """Count unmatched events; raise meta-alerts (silences apply); audit when asked to."""
         UNHANDLED_EVENTS.inc(len(unmatched))
+        for _, event in unmatched:
+            self._unhandled_log.note(event)
         fired = self.counter.count(
             [e for _, e in unmatched],
             self.dyn.get("unhandled_threshold"),

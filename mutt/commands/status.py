@@ -2,8 +2,8 @@
 
 One screen with the numbers an operator checks first: backlog per stream
 and consumer group (pending, lag, age of the oldest pending entry), parked
-retries, dead letters, circuit breakers, the rule set in force and the
-audit partitions. Ages use the Redis server's clock, so a skewed operator
+retries, dead letters, circuit breakers, the rule set in force, the
+audit partitions and the most frequent events no rule matched. Ages use the Redis server's clock, so a skewed operator
 laptop does not distort them. ``--check`` exits 1 when something needs
 attention, for cron or a monitoring probe.
 """
@@ -11,12 +11,15 @@ attention, for cron or a monitoring probe.
 from __future__ import annotations
 
 import argparse
+import shlex
+from dataclasses import asdict
 from typing import Any
 
 import pg8000.native
 import redis
 
 from functions.alert.cache import version_key
+from functions.alert.unhandled import top_unhandled
 from functions.janitor.partitions import health as partition_health
 from mutt.commands.common import (
     add_command,
@@ -30,6 +33,7 @@ from mutt.commands.common import (
 from shared.broker.keys import Keys
 from shared.broker.schedule import schedule_keys
 from shared.context import Context
+from shared.dynconfig import DynamicConfig
 
 EPILOG = """examples:
   mutt status
@@ -175,9 +179,17 @@ def collect(ctx: Context) -> dict[str, Any]:
             "active": int(active),
         },
         "audit": audit_partitions(conn),
+        "unhandled": unhandled_status(ctx),
     }
     doc["attention"] = attention(doc)
     return doc
+
+
+def unhandled_status(ctx: Context, limit: int = 10) -> dict[str, Any]:
+    """The current window's most frequent events no rule matched."""
+    window = DynamicConfig(ctx.redis, ctx.keys.config).get("unhandled_window_seconds")
+    top = top_unhandled(ctx.redis, ctx.settings.namespace, window, limit)
+    return {"window_seconds": window, "top": [asdict(t) for t in top]}
 
 
 def attention(doc: dict[str, Any]) -> list[str]:
@@ -251,6 +263,20 @@ def render(doc: dict[str, Any]) -> str:
         f" ({audit['months_ahead'] if audit['months_ahead'] is not None else '?'} months ahead);"
         f" DEFAULT partition: {audit['default_rows']}{capped} rows"
     )
+    top = doc["unhandled"]["top"]
+    if top:
+        window = format_age(doc["unhandled"]["window_seconds"])
+        urows = [(t["count"], t["hostname"], t["message"][:80]) for t in top]
+        first = top[0]
+        hint = shlex.join(
+            ["mutt", "rules", "test", "--host", first["hostname"], "--message", first["message"]]
+        )
+        out += [
+            "",
+            f"unhandled events, most frequent this {window} window (no rule matched):",
+            render_table(["COUNT", "HOST", "SAMPLE MESSAGE"], urows),
+            f"  why: {hint}",
+        ]
     if doc["attention"]:
         out += ["", "attention:", *(f"  - {note}" for note in doc["attention"])]
     else:

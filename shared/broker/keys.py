@@ -58,6 +58,25 @@ class Keys:
     def heartbeat_pattern(self, group: str) -> str:
         return f"{self.namespace}:hb:{group}:*"
 
+    def unhandled_window(self, host: str, bucket: int) -> str:
+        """Unhandled counts of one host in one window (fingerprint -> count).
+
+        Every unhandled key shares the tag ``{unhandled}``: one script call
+        counts a whole batch of hosts, legally on Redis Cluster.
+        """
+        return f"{self.namespace}:{{unhandled}}:{host}:{bucket}"
+
+    def unhandled_top(self, bucket: int) -> str:
+        """The window's most frequent unhandled fingerprints over all hosts.
+
+        ``!`` right after the tag cannot clash with a host's key, which has ``:`` there.
+        """
+        return f"{self.namespace}:{{unhandled}}!top:{bucket}"
+
+    def unhandled_samples(self, bucket: int) -> str:
+        """One sample ``host<TAB>message`` per fingerprint of ``unhandled_top``."""
+        return f"{self.namespace}:{{unhandled}}!samples:{bucket}"
+
     def stream_for(self, event_type: str) -> str:
         """The stream a reply of this type is published to."""
         try:

@@ -315,3 +315,49 @@ def test_cold_start_warms_before_the_first_event(
         assert handler.cache._snapshot.rules.stats.active == 4
     finally:
         pg.run("DELETE FROM alert_rules; DELETE FROM development_hosts; DELETE FROM device_teams")
+
+
+def test_unhandled_events_are_logged_once_per_host_with_the_command_that_explains_them(
+    ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = make_alert_handler(ctx)
+    events = [
+        accepted_event(400 + i, f"fan {i} spinning slowly", hostname="rack-9") for i in range(5)
+    ]
+    events.append(accepted_event(499, "psu fault", hostname="rack-10"))
+    with caplog.at_level("INFO", logger="functions.alert.unhandled"):
+        handler.handle(events)
+        handler.handle([accepted_event(500, "fan 7 spinning slowly", hostname="rack-9")])
+    lines = [r.getMessage() for r in caplog.records if r.name == "functions.alert.unhandled"]
+    assert len(lines) == 2  # one per host, however many events
+    assert lines[0].startswith("no rule matched an event from rack-9 (fan 0 spinning slowly)")
+    assert "mutt rules test --host rack-9 --message 'fan 0 spinning slowly'" in lines[0]
+    assert "rack-10" in lines[1]
+
+
+def test_top_unhandled_counts_templates_over_hosts_and_stays_bounded(
+    r: redis.Redis, keys: Keys
+) -> None:
+    from functions.alert.unhandled import top_unhandled
+    from shared.models import Event
+
+    counter = UnhandledCounter(r, keys.namespace, "masked")
+
+    def ev(i: int, host: str, message: str) -> Event:
+        return Event.model_validate(accepted_event(i, message, hostname=host).data)
+
+    batch = [ev(i, "core-1", f"BGP peer 10.0.0.{i} reset") for i in range(7)]
+    batch += [ev(10 + i, "core-2", "fan tray missing") for i in range(3)]
+    counter.count(batch, 1_000_000, 3600, 100)
+    counter.count([ev(20, "core-2", "fan tray missing")], 1_000_000, 3600, 100)
+    top = top_unhandled(r, keys.namespace, 3600)
+    assert [(t.count, t.hostname, t.message) for t in top] == [
+        (7, "core-1", "BGP peer 10.0.0.0 reset"),  # masked: one template, the first sample
+        (4, "core-2", "fan tray missing"),
+    ]
+    flood = [ev(100 + i, "noisy", f"unique {'x' * i}") for i in range(60)]
+    counter.count(flood, 1_000_000, 3600, 50)
+    kept = top_unhandled(r, keys.namespace, 3600, limit=1000)
+    assert len(kept) == 50  # the rarest are dropped beyond the cap
+    assert kept[0].count == 7  # the frequent ones stay
+    assert all(t.message for t in kept)  # each kept fingerprint keeps its sample
