@@ -3,9 +3,10 @@
 One screen with the numbers an operator checks first: backlog per stream
 and consumer group (pending, lag, age of the oldest pending entry), parked
 retries, dead letters, circuit breakers, the rule set in force, the
-audit partitions and the most frequent events no rule matched. Ages use the Redis server's clock, so a skewed operator
-laptop does not distort them. ``--check`` exits 1 when something needs
-attention, for cron or a monitoring probe.
+audit partitions and the most frequent events no rule matched. Ages use
+the Redis server's clock, so a skewed operator laptop does not distort
+them. ``--check`` exits 1 when something needs attention, for cron or a
+monitoring probe.
 """
 
 from __future__ import annotations
