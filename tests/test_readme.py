@@ -22,5 +22,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert ".venv/bin/pytest -q" in readme
     assert "\n.venv/bin/pytest -q\n" in ci
+    # exactly as a fresh machine runs it: every MUTT_* variable unset first
+    before = ci.split("\n.venv/bin/pytest -q\n")[0]
+    assert "unset" in before.splitlines()[-1]
+    assert "MUTT_REDIS_URL=" not in ci and "export MUTT" not in ci
     assert "mutt run --demo" in readme
     assert "mutt run --demo" in ci
