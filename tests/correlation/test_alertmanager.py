@@ -8,23 +8,31 @@ keys on are the ones a real notification carries.
 from __future__ import annotations
 
 import logging
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
+import pg8000.native
 import pytest
 import redis
+import yaml
 from cloudevents.http import CloudEvent
 from prometheus_client import REGISTRY
 
+from functions.alert.audit import row_from_record, write_rows
 from functions.alert.cache import RuleCache
 from functions.alert.handler import AlertHandler
 from functions.alert.unhandled import UnhandledCounter
+from functions.forward.sinks.alertmanager import rfc3339
 from functions.ingest.alertmanager import parse_alertmanager
 from shared.config import Settings
 from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.models import TYPE_ACCEPTED, Alert, Handling
-from tests.correlation.conftest import Stage, alerts, records
+from tests.correlation.conftest import RULES, Stage, alerts, records
 
 FP = "4a5b6c7d8e9f0a1b"
 A, B = "aaaa000000000001", "bbbb000000000002"
@@ -38,6 +46,7 @@ def notification(
     *,
     fingerprint: str = FP,
     starts: str = STARTS,
+    ends: str = "2025-11-11T09:30:00Z",
     summary: str = SUMMARY,
     external_url: str = "http://am-1.example.org:9093",
     source_type: str | None = None,
@@ -48,7 +57,7 @@ def notification(
         "labels": {"alertname": "LinkDown", "instance": "core-1:9100", "severity": "critical"},
         "annotations": {"summary": summary},
         "startsAt": starts,
-        "endsAt": "2025-11-11T09:30:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "endsAt": ends if status == "resolved" else "0001-01-01T00:00:00Z",
         "fingerprint": fingerprint,
     }
     body = {"version": "4", "status": status, "externalURL": external_url, "alerts": [alert]}
@@ -190,3 +199,27 @@ def test_without_redis_a_resolution_still_never_pages(
     outcomes = handler.handle([notification("resolved")])
     assert alerts(outcomes) == []
     assert records(outcomes)[0]["correlation"] == "clear:nothing-open"
+
+
+@pytest.mark.parametrize("against", ["current", "recorded"])
+def test_backtests_know_a_resolution_raises_no_alert(
+    stage: Stage, mutt: Any, pg: pg8000.native.Connection, tmp_path: Path, against: str
+) -> None:
+    at = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(hours=random.randrange(300_000))
+    starts, ends = rfc3339(at), rfc3339(at + timedelta(minutes=10))  # a private past hour
+    outcomes = stage.send(notification("firing", starts=starts))
+    outcomes += stage.send(notification("resolved", starts=starts, ends=ends))
+    assert write_rows(pg, [row_from_record(r) for r in records(outcomes)]) == 2
+    rules = [{"id": stage.rules[r["match_string"]], **r} for r in RULES["rules"]]
+    rules[0]["team_assignment"] = "Transport"  # the rule matching both notifications
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({**RULES, "rules": rules}))
+    since, until = (at - timedelta(minutes=1)).isoformat(), (at + timedelta(hours=1)).isoformat()
+    ran = mutt(
+        "rules", "backtest", str(path), "--since", since, "--until", until,
+        "--json", "--against", against,
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    summary = orjson.loads(ran.out.splitlines()[0])["summary"]
+    assert summary["events"] == 2
+    assert (summary["team"], summary["new_alert"], summary["unchanged"]) == (1, 0, 1)

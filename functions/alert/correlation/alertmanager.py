@@ -20,6 +20,9 @@ dedup key ``mutt:am:<fingerprint>`` (PagerDuty's ``dedup_key``, Moogsoft's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from functions.alert.correlation.keys import bounded
 from shared.models import Event
 
@@ -30,12 +33,17 @@ RESOLVED = "resolved"
 
 def fingerprint(event: Event) -> str | None:
     """The Alertmanager alert ``event`` is a notification of, ``None`` for other events."""
-    if event.source_type != SOURCE_TYPE:
+    return fingerprint_of(event.source_type, event.attributes)
+
+
+def fingerprint_of(source_type: object, attributes: Mapping[str, Any]) -> str | None:
+    """``fingerprint`` from an event's fields (an audited event's JSON, for backtests)."""
+    if source_type != SOURCE_TYPE:
         return None
-    found = event.attributes.get("fingerprint")
+    found = attributes.get("fingerprint")
     if not isinstance(found, str) or not found:
         return None
-    return found if event.attributes.get("status") in (FIRING, RESOLVED) else None
+    return found if attributes.get("status") in (FIRING, RESOLVED) else None
 
 
 def alert_key(fingerprint: str) -> str:
@@ -45,4 +53,10 @@ def alert_key(fingerprint: str) -> str:
 
 def is_resolution(event: Event) -> bool:
     """True for the notification saying an Alertmanager alert stopped firing."""
-    return fingerprint(event) is not None and event.attributes.get("status") == RESOLVED
+    return resolution_of(event.source_type, event.attributes)
+
+
+def resolution_of(source_type: object, attributes: Mapping[str, Any]) -> bool:
+    """``is_resolution`` from an event's fields."""
+    found = fingerprint_of(source_type, attributes)
+    return found is not None and attributes.get("status") == RESOLVED
