@@ -73,6 +73,11 @@ CORRELATION = Counter(
     "correlation verdicts on raised alerts, clears and timers (emit, dup, silenced, storm...)",
     ["verdict"],
 )
+ALERTMANAGER_RESOLUTIONS = Counter(
+    "mutt_alertmanager_resolutions_total",
+    "Alertmanager resolved notifications: resolved an open alert, nothing open, or flapping",
+    ["outcome"],
+)
 
 # forward
 DELIVERIES = Counter("mutt_deliveries_total", "delivery attempts by result", ["sink", "outcome"])

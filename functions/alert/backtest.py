@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from functions.alert.correlation.alertmanager import resolution_of
 from functions.alert.rules import DevHosts, RuleSet
 from shared.models import Handling, Severity
 
@@ -37,17 +38,21 @@ class Replayed:
     message: str
     severity: Severity | None
     trap_oid: str | None
+    resolution: bool = False  # an Alertmanager resolution: it resolves, never raises
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Replayed:
         raw = doc.get("severity")
         severity = Severity(int(raw)) if isinstance(raw, int) and 0 <= raw <= 7 else None
         oid = doc.get("trap_oid")
+        attributes = doc.get("attributes")
         return cls(
             hostname=str(doc.get("hostname") or ""),
             message=str(doc.get("message") or ""),
             severity=severity,
             trap_oid=str(oid) if oid else None,
+            resolution=isinstance(attributes, dict)
+            and resolution_of(doc.get("source_type"), attributes),
         )
 
 
@@ -75,6 +80,8 @@ UNHANDLED = Decision(None, None, None)
 
 def decide(rules: RuleSet, dev_hosts: DevHosts, event: Replayed) -> Decision:
     """The alert stage's decision for ``event`` (without unhandled counting)."""
+    if event.resolution:  # whatever rule matches it, the stage raises no alert for it
+        return UNHANDLED
     rule = rules.match(event)
     if rule is None:
         return UNHANDLED

@@ -169,8 +169,9 @@ class AlertHandler:
                 environment,
                 extra={"event_id": str(event.event_id), "rule_id": rule.id},
             )
-        if any(c.pair.rule_id == rule.id for c in clears):
-            # the paired rule matched its own clear message: this is the clear, not a problem
+        if any(c.rule_id is None or c.rule_id == rule.id for c in clears):
+            # the paired rule matched its own clear message, or a rule matched an
+            # Alertmanager resolution: this is the clear, not a problem
             item.record = _record(event, rule.id, "Clear", environment, rule.team_assignment)
             return
         severity = event.severity if event.severity is not None else Severity.WARNING
@@ -200,15 +201,19 @@ class AlertHandler:
         )
 
     def _clear_record(self, event: Event, clear: ClearMatch, snap: Snapshot) -> dict[str, Any]:
-        """The audit record of an event only a pair's clear pattern matched."""
+        """The audit record of a clear no rule matched (rule and team: the pair's, or for an
+        Alertmanager resolution the host's until correlation names the alert it resolved)."""
+        environment = snap.dev_hosts.environment(event.hostname)
+        if clear.rule_id is None:
+            team = snap.teams.get(event.hostname, self.default_team)
+            return _record(event, None, "Clear", environment, team)
         version, by_id = self._rules_by_id
         if version != snap.version or not by_id:
             by_id = {r.id: r for r in snap.rules.rules}
             self._rules_by_id = (snap.version, by_id)
-        rule = by_id.get(clear.pair.rule_id)
+        rule = by_id.get(clear.rule_id)
         team = rule.team_assignment if rule is not None else self.default_team
-        environment = snap.dev_hosts.environment(event.hostname)
-        return _record(event, clear.pair.rule_id, "Clear", environment, team)
+        return _record(event, clear.rule_id, "Clear", environment, team)
 
     def _finish(self, item: _Work, results: list[Result], now_ms: int) -> Outcome:
         """Replies, parked timers and the completed audit record of one event or timer."""
@@ -233,6 +238,11 @@ class AlertHandler:
                 resolved = [r.alerts[0] for r in clears if r.delivered and r.alerts]
                 record["forwarded"] = bool(resolved)
                 record["alert_id"] = str(resolved[0].alert_id) if resolved else None
+                if resolved and record["matched_rule_id"] is None:  # an Alertmanager resolution
+                    opened = resolved[0]  # its rule and team are those of the alert it resolved
+                    if isinstance(opened.rule_id, int):
+                        record["matched_rule_id"] = opened.rule_id
+                    record["team"] = opened.team
             record["correlation"] = "; ".join(item.notes) or None
             replies.append(_audit_event(item.event, record))
         return Outcome.ok(*replies, later=later)

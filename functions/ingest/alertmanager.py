@@ -4,8 +4,10 @@ Identity: ``source`` is the Alertmanager's ``externalURL`` (else
 ``/alertmanager``) and ``id`` is ``fingerprint:status:startsAt``, so a
 re-notification of the same alert (``repeat_interval``, a group update) is
 deduplicated, while its resolution and a later re-firing are new events.
-The alert's labels, annotations and status are kept in ``attributes``:
-downstream must look at ``attributes["status"]`` to tell a resolution apart.
+The alert's labels, annotations, status and fingerprint are kept in
+``attributes``: the alert stage keys the alert it raises by the fingerprint
+and treats ``status: resolved`` as the resolution of that alert, never as a
+new problem (``functions/alert/correlation/alertmanager.py``).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import redis
 
+from functions.alert.correlation import alertmanager
 from functions.alert.correlation.config import CorrelationDoc, parse_correlation
 from functions.alert.correlation.flapping import flapping_alert, flapping_resolved
 from functions.alert.correlation.keys import CorrelationKeys
@@ -39,7 +40,7 @@ from functions.alert.correlation.storm import bucket_of, scope_of, storm_alert, 
 from functions.alert.correlation.timers import Timer
 from functions.alert.rules import Rule
 from shared.dynconfig import DynamicConfig
-from shared.metrics import CORRELATION
+from shared.metrics import ALERTMANAGER_RESOLUTIONS, CORRELATION
 from shared.models import Alert, Event, Severity
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,11 @@ class Correlator:
         self.last_error: str | None = None
         self._config_error: str | None = None
 
+    @property
+    def stateful(self) -> bool:
+        """True when correlation has Redis (always, in the stages; not for embedders)."""
+        return self._r is not None
+
     def begin(self) -> Batch:
         """A batch seeing the current pairs, silences and knobs."""
         now_ms = int(self.clock() * 1000)
@@ -213,7 +219,11 @@ class Batch:
     # ------------------------------------------------------------ what the rules decided
 
     def dedup_key(self, rule: Rule, event: Event) -> str:
-        """The alert's dedup key: per instance for paired rules, per rule and host otherwise."""
+        """The alert's dedup key: the Alertmanager alert's identity for its notifications,
+        per instance for paired rules, per rule and host otherwise."""
+        fingerprint = alertmanager.fingerprint(event)
+        if fingerprint is not None:
+            return alertmanager.alert_key(fingerprint)
         if self.pairs:
             key = self.pairs.problem_key(rule.id, event)
             if key is not None:
@@ -221,7 +231,12 @@ class Batch:
         return default_key(rule.id, event.hostname)
 
     def clears(self, event: Event) -> list[ClearMatch]:
-        """The pairs this event clears (empty, at no cost, when nothing is paired)."""
+        """What this event clears: an Alertmanager resolution its alert, else the pairs
+        whose clear pattern it matches (empty, at no cost, when nothing is paired)."""
+        if alertmanager.is_resolution(event):
+            fingerprint = alertmanager.fingerprint(event)
+            assert fingerprint is not None
+            return [ClearMatch(alertmanager.alert_key(fingerprint), None)]
         return self.pairs.clears(event) if self.pairs else []
 
     def silenced(self, alert: Alert) -> Silence | None:
@@ -234,8 +249,13 @@ class Batch:
         return found
 
     def trigger(self, alert: Alert) -> int:
-        """Add a raised alert; returns its handle for ``run()``'s results."""
-        paired = isinstance(alert.rule_id, int) and alert.rule_id in self.pairs.by_rule
+        """Add a raised alert; returns its handle for ``run()``'s results.
+
+        Paired rules' alerts and Alertmanager alerts are kept open in Redis, so
+        that their clear (resolution) finds them and resolves them."""
+        paired = (isinstance(alert.rule_id, int) and alert.rule_id in self.pairs.by_rule) or (
+            self._owner.stateful and alertmanager.fingerprint(alert.event) is not None
+        )
         if not paired and self.knobs.stateless:
             return self._add(_Item("=", alert=alert))
         keys = self._owner.keys
@@ -356,14 +376,20 @@ class Batch:
         assert event is not None
         if name == "resolve":
             opened = Alert.model_validate_json(verdict[1])
-            return Result([resolve_alert(opened, event, self.now)], delivered=True, note="resolved")
-        if name == "noop":
-            return Result(note="clear:nothing-open")
-        if name == "held":
-            return Result(note="flapping:held")
-        if name == "onset":
-            return self._onset(verdict)
-        raise RuntimeError(f"correlation: unexpected verdict {name!r} for a clear")
+            result = Result(
+                [resolve_alert(opened, event, self.now)], delivered=True, note="resolved"
+            )
+        elif name in ("noop", "gone"):  # gone: no Redis (embedders), so nothing is open
+            result = Result(note="clear:nothing-open")
+        elif name == "held":
+            result = Result(note="flapping:held")
+        elif name == "onset":
+            result = self._onset(verdict)
+        else:
+            raise RuntimeError(f"correlation: unexpected verdict {name!r} for a clear")
+        if alertmanager.is_resolution(event):
+            _count_resolution(event, result)
+        return result
 
     def _onset(self, verdict: list[Any]) -> Result:
         """The key began flapping: its flapping alert, and the timer that will settle it."""
@@ -411,3 +437,19 @@ class Batch:
             sample, timer.key, timer.bucket, int(verdict[1]), worst, timer.cap, team, self.now
         )
         return Result([alert], delivered=True, note="storm:summary")
+
+
+def _count_resolution(event: Event, result: Result) -> None:
+    """Count an Alertmanager resolution's outcome; say so when it resolved nothing."""
+    if result.note == "resolved":
+        ALERTMANAGER_RESOLUTIONS.labels("resolved").inc()
+    elif result.note == "clear:nothing-open":
+        ALERTMANAGER_RESOLUTIONS.labels("nothing_open").inc()
+        log.info(
+            "alertmanager resolution of %s dropped: no alert of it is open (its firing"
+            " raised none: no rule, Ignore, silenced; or its state expired: pair_open_days)",
+            event.attributes.get("fingerprint"),
+            extra={"event_id": str(event.event_id)},
+        )
+    else:
+        ALERTMANAGER_RESOLUTIONS.labels("flapping").inc()

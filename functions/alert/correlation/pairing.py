@@ -79,10 +79,15 @@ class Pair:
 
 @dataclass(frozen=True)
 class ClearMatch:
-    """An event that clears ``pair``'s alert ``key``."""
+    """An event that clears the alert ``key``.
 
-    pair: Pair
+    ``rule_id`` is the pair's rule. ``None`` marks an Alertmanager resolution
+    (``alertmanager.py``): it clears whatever rule raised the firing alert, and
+    no rule matching it may turn it into a problem of its own.
+    """
+
     key: str
+    rule_id: int | None
 
 
 class PairIndex:
@@ -127,7 +132,8 @@ class PairIndex:
         found = []
         for index in sorted(hits):
             pair = self._pairs[index]
-            found.append(ClearMatch(pair, pair.key(event.hostname, pair.clear.of(event.message))))
+            key = pair.key(event.hostname, pair.clear.of(event.message))
+            found.append(ClearMatch(key, pair.rule_id))
         return found
 
 

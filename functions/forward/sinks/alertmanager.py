@@ -16,9 +16,10 @@ Syslog lines and traps are edge-triggered: nothing will ever say the problem
 stopped, so every alert carries an ``endsAt`` and resolves by itself after
 ``resolve_after``. It is counted from the later of the event time and now,
 so an alert replayed from the DLQ hours later does not arrive already
-resolved. A resolve (``alert.action == "resolve"``, a paired clear event)
-carries the trigger's labels with ``endsAt`` = now (never before
-``startsAt``), which ends the alert in Alertmanager at once.
+resolved. A resolve (``alert.action == "resolve"``: a paired clear event,
+or an Alertmanager alert's resolution) carries the trigger's labels with
+``endsAt`` = now (never before ``startsAt``), which ends the alert in
+Alertmanager at once.
 ``health()`` is ``GET /-/ready``.
 """
 
