@@ -39,6 +39,7 @@ KNATIVE = ROOT / "knative"
 KUSTOMIZATIONS = {
     "base": KNATIVE / "base",
     "openshift": KNATIVE / "overlays" / "openshift",
+    "forward-config": KNATIVE / "overlays" / "forward-config",
     "broker": KNATIVE / "broker",
 }
 
