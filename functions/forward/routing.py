@@ -8,20 +8,39 @@ Routes are tried in order; the first that matches decides, unless it says
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.models import Alert, Handling
 
+# The environments an alert can carry: a route naming any other could never match.
+ENVIRONMENTS: tuple[str, ...] = get_args(Alert.model_fields["environment"].annotation)
+
 
 class RouteMatch(BaseModel):
-    """Conditions of a route; an omitted condition matches everything."""
+    """Conditions of a route; an omitted condition matches everything.
+
+    A condition that could never match (an empty list, an environment no
+    alert carries) is refused at load: it would silently send its alerts to
+    later routes or the default instead.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    team: list[str] | None = None
-    handling: list[Handling] | None = None
-    environment: list[str] | None = None
+    team: list[str] | None = Field(default=None, min_length=1)
+    handling: list[Handling] | None = Field(default=None, min_length=1)
+    environment: list[str] | None = Field(default=None, min_length=1)
     max_severity: int | None = Field(default=None, ge=0, le=7, description="0 = emergency only")
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environments(cls, value: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(value or ()) - set(ENVIRONMENTS))
+        if unknown:
+            known = ", ".join(ENVIRONMENTS)
+            raise ValueError(f"unknown environment(s) {', '.join(unknown)}; alerts carry {known}")
+        return value
 
     def matches(self, alert: Alert) -> bool:
         if self.team is not None and alert.team.lower() not in {t.lower() for t in self.team}:

@@ -39,6 +39,7 @@ KNATIVE = ROOT / "knative"
 KUSTOMIZATIONS = {
     "base": KNATIVE / "base",
     "openshift": KNATIVE / "overlays" / "openshift",
+    "forward-config": KNATIVE / "overlays" / "forward-config",
     "broker": KNATIVE / "broker",
 }
 
@@ -368,10 +369,12 @@ def mutt_commands_in_script(script: str) -> list[list[str]]:
 
 
 def check_env(env: Mapping[str, object], where: str) -> None:
-    """Names: MUTT_* settings that exist, functions-framework's or OTEL_*; literal
-    MUTT_* values must pass the settings' own validation."""
+    """Names: MUTT_* settings that exist, MUTT_SECRET_* secrets, functions-framework's
+    or OTEL_*; literal MUTT_* setting values must pass the settings' own validation."""
     literal: dict[str, str] = {}
     for name, value in env.items():
+        if name.startswith("MUTT_SECRET_"):
+            continue  # a secret of the chain's environment leg, as load_settings allows
         if name.startswith("MUTT_"):
             if name not in SETTING_NAMES:
                 raise ManifestError(f"{where}: {name} is not a setting of shared/config.py")

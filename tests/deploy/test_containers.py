@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from functions.forward.config import load_config
 from mutt.stages import HTTP_FUNCTIONS, WORKER_STAGES
 from tests.deploy import kube
 
@@ -255,6 +256,50 @@ def test_every_env_name_is_a_setting(compose: dict[str, Any]) -> None:
                 env = service_env(service)
                 assert env["MUTT_REDIS_URL"].startswith("redis://redis:")
                 assert "@postgres:" in env["MUTT_DATABASE_URL"]
+
+
+def test_forward_override_gives_forward_and_janitor_a_valid_config(
+    compose: dict[str, Any],
+) -> None:
+    """local/forward.override.yml: the file it mounts loads, and names only what exists."""
+    override = kube.load_yaml(COMPOSE.parent / "forward.override.yml")["services"]
+    assert set(override) == {"forward", "janitor"}  # the readers of MUTT_FORWARD_CONFIG
+    for name, extra in override.items():
+        merged = {**compose["services"][name]}
+        merged["environment"] = {**merged.get("environment", {}), **extra["environment"]}
+        env = service_env(merged)
+        kube.check_env(env, f"{name} with forward.override.yml")
+        mounts = dict(reversed(v.removesuffix(":ro").split(":")) for v in extra["volumes"])
+        source = COMPOSE.parent / mounts[env["MUTT_FORWARD_CONFIG"]]
+        config = load_config(source)
+        for sink in config.sinks:
+            url = getattr(sink, "url", None)
+            if url is not None:
+                host = urlsplit(url)
+                assert host.hostname in compose["services"], url
+                assert listening_port(compose["services"][host.hostname]) == host.port, url
+            for field in type(sink).model_fields:
+                secret = getattr(sink, field) if field.endswith("_secret") else None
+                if secret:
+                    assert f"MUTT_SECRET_{secret.upper()}" in env, f"{name}: {secret}"
+
+
+def test_vault_override_matches_the_approle_docs_local_creates(compose: dict[str, Any]) -> None:
+    """local/vault.override.yml logs in with exactly the role the docs set up."""
+    override = kube.load_yaml(COMPOSE.parent / "vault.override.yml")["services"]
+    doc = (ROOT / "docs" / "local.md").read_text()
+    vault = compose["services"]["vault"]
+    listen = vault["environment"]["VAULT_DEV_LISTEN_ADDRESS"].rsplit(":", 1)[1]
+    for name, extra in override.items():
+        env = {k: str(v) for k, v in extra["environment"].items()}
+        kube.check_env(env, f"{name} with vault.override.yml")
+        addr = urlsplit(env["MUTT_VAULT_ADDR"])
+        assert (addr.hostname, str(addr.port)) == ("vault", listen), name
+        mounts = dict(reversed(v.removesuffix(":ro").split(":")) for v in extra["volumes"])
+        secret_id = (COMPOSE.parent / mounts[env["MUTT_VAULT_SECRET_ID_FILE"]]).read_text()
+        assert f"role-id role_id={env['MUTT_VAULT_ROLE_ID']}" in doc
+        assert f"custom-secret-id secret_id={secret_id.strip()}" in doc
+    assert "MUTT_VAULT_ADDR" not in env_file(COMPOSE.parent / "mutt.env")  # as local.md says
 
 
 def listening_port(service: dict[str, Any]) -> int | None:

@@ -511,6 +511,36 @@ def test_pingsource_wakes_the_janitor(rendered: tuple[str, list[kube.Doc]]) -> N
     assert kube.find(docs, ref["kind"], ref["name"]), f"sink {ref} is not deployed"
 
 
+def test_forward_config_overlay_gives_forward_and_janitor_the_same_file() -> None:
+    """The file forward routes by is the one the janitor's replay builds its sinks from."""
+    docs = kube.render(kube.KUSTOMIZATIONS["forward-config"])
+    readers = set()
+    for name, svc in services(docs).items():
+        c = container(svc)
+        path = kube.env_of(c).get("MUTT_FORWARD_CONFIG")
+        if path is None:
+            continue
+        readers.add(name)
+        volumes = {v["name"]: v for v in svc["spec"]["template"]["spec"]["volumes"]}
+        (mount,) = [m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+        assert mount.get("readOnly") is True, name
+        assert volumes[mount["name"]]["configMap"]["name"] == "mutt-forward", name
+        assert path == "/etc/mutt/forward/forward.yaml", name
+    assert readers == {"forward", "janitor"}
+    doc_text = (kube.ROOT / "docs" / "deploy-knative.md").read_text()
+    assert "create configmap mutt-forward --from-file=forward.yaml" in doc_text
+
+
+def test_every_pod_template_has_the_component_label(rendered: tuple[str, list[kube.Doc]]) -> None:
+    """docs/deploy-knative.md lists MUTT's pods by this label: it must reach every pod."""
+    for doc in rendered[1]:
+        template = doc.get("spec", {}).get("template")
+        if template is None:  # PingSource, Broker, Trigger: no pods
+            continue
+        labels = template.get("metadata", {}).get("labels", {})
+        assert labels.get("app.kubernetes.io/component"), doc["metadata"]["name"]
+
+
 # ------------------------------------------------------------------ Broker and Triggers
 
 

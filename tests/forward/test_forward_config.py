@@ -38,6 +38,28 @@ def write(tmp_path: Path, doc: object) -> Path:
         ({"sinks": [{"name": "a", "type": "webhook", "url": "ftp://x"}], "default": ["a"]}, "http"),
         ({"sinks": [{"name": "a", "type": "stdout"}], "default": ["a"], "extra": 1}, "extra"),
         ("- not a mapping", "valid"),
+        # Conditions that could never match would silently send alerts elsewhere.
+        (
+            {
+                "sinks": [{"name": "a", "type": "stdout"}],
+                "routes": [{"match": {"environment": ["production"]}, "sinks": ["a"]}],
+            },
+            "routes.0.match.environment: unknown environment(s) production; alerts carry prod, dev",
+        ),
+        (
+            {
+                "sinks": [{"name": "a", "type": "stdout"}],
+                "routes": [{"match": {"team": []}, "sinks": ["a"]}],
+            },
+            "routes.0.match.team: List should have at least 1 item",
+        ),
+        (
+            {
+                "sinks": [{"name": "a", "type": "stdout"}],
+                "routes": [{"match": {"handling": ["page_only"]}, "sinks": ["a"]}],
+            },
+            "routes.0.match.handling.0: Input should be 'Page_and_ticket'",
+        ),
     ],
 )
 def test_invalid_files_are_refused_with_the_reason(
