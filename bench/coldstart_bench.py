@@ -34,10 +34,10 @@ from functions.alert.cache import RuleCache, bump_version
 from functions.alert.literal_cache import cache_key
 from functions.alert.rules.literals import required_literals
 from functions.alert.rules.regex import compile_regex
+from mutt.db.migrate import migrate
 from shared.broker import streams
 from shared.config import load_settings
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 from shared.envelope import FIELD, encode
 
 IMPORT_FLOOR = (

@@ -27,8 +27,8 @@ from pathlib import Path
 import redis
 import requests
 
+from mutt.db.migrate import migrate
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent

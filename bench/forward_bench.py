@@ -55,9 +55,9 @@ from functions.forward.sinks.base import Sink
 from functions.forward.sinks.file import FileSink
 from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.webhook import WebhookSink
+from mutt.runtime.worker import StreamWorker
 from shared.broker import streams
 from shared.broker.keys import GROUP_FORWARD, Keys
-from shared.broker.worker import StreamWorker
 from shared.config import load_settings
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, encode, make_event

@@ -19,7 +19,7 @@ from shared.config import Settings, load_settings
 from shared.errors import MuttError, PortInUseError
 
 if TYPE_CHECKING:
-    from shared.broker.worker import StreamWorker
+    from mutt.runtime.worker import StreamWorker
     from shared.context import Context
 
 EPILOG_RUN = """examples:
@@ -44,8 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from mutt.runtime.worker import StreamWorker
     from mutt.stages import WORKER_STAGES
-    from shared.broker.worker import StreamWorker
     from shared.context import Context, set_context
     from shared.logs import setup_logging
 
@@ -73,8 +73,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _serve_health(ctx: Context, workers: list[StreamWorker], handlers: list[object]) -> None:
     """The small ops server of a worker or relay process, when MUTT_HEALTH_PORT is set."""
+    from mutt.runtime.ops_server import start_ops_server
     from shared.metrics import watch_streams
-    from shared.ops_server import start_ops_server
     from shared.readiness import readiness
 
     watch_streams(ctx.redis, ctx.keys)
@@ -102,9 +102,9 @@ def cmd_relay(args: argparse.Namespace) -> int:
     """Feed scale-to-zero functions from the streams (one thread per target)."""
     import threading
 
+    from mutt.runtime.relay import RelayHandler
+    from mutt.runtime.worker import StreamWorker
     from mutt.stages import WORKER_STAGES
-    from shared.broker.relay import RelayHandler
-    from shared.broker.worker import StreamWorker
     from shared.context import Context
     from shared.logs import setup_logging
 
@@ -182,8 +182,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from mutt.db.migrate import current_version, migrate
     from shared.db.connection import connect_pg
-    from shared.db.migrate import current_version, migrate
 
     settings = _settings(args)
     _, url = settings.require_urls()

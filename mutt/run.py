@@ -26,10 +26,10 @@ import requests
 
 from mutt import runfile, sample_rules
 from mutt.children import die_with_parent
+from mutt.db.migrate import migrate
 from mutt.embedded import DataDirLock, EmbeddedPostgres, EmbeddedRedis
 from shared.config import Settings, env_name
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 from shared.errors import MuttError, PortInUseError
 from shared.redis_client import connect_redis
 

@@ -20,12 +20,12 @@ import pg8000.native
 import pytest
 import redis
 
+from mutt.db.migrate import migrate
 from mutt.embedded import EmbeddedPostgres, EmbeddedRedis
 from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 from tests.forward.vendor import VendorServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pg8000.native
 import pytest
 
+from mutt.db.migrate import available, current_version, migrate
 from shared.db.connection import connect_pg
-from shared.db.migrate import available, current_version, migrate
 from shared.errors import MuttError
 from tests.helpers import mutt
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import redis
 from cloudevents.http import CloudEvent
 
+from mutt.runtime.worker import StreamWorker
 from shared.broker import streams
 from shared.broker.keys import Keys
-from shared.broker.worker import StreamWorker
 from shared.config import Settings
 from shared.envelope import FIELD, decode, encode, make_event
 from shared.handler import Outcome

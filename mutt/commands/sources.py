@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from shared.errors import ConfigError, MuttError, PortInUseError
 
 if TYPE_CHECKING:
-    from functions.ingest.sources.sender import BatchSender
+    from mutt.sources.sender import BatchSender
 
 DEFAULT_INGEST_URL = "http://127.0.0.1:8080/"
 MAX_MESSAGE_BYTES = 65_536  # ingest's own limit on a message
@@ -90,9 +90,9 @@ def _seconds(value: str) -> float:
 
 def cmd_syslog(args: argparse.Namespace) -> int:
     """Listen until SIGTERM; flush the buffer within the grace period."""
-    from functions.ingest.sources.events import default_source
-    from functions.ingest.sources.sender import BatchSender, IngestClient, SenderConfig
-    from functions.ingest.sources.syslog_server import ListenConfig, SyslogService
+    from mutt.sources.events import default_source
+    from mutt.sources.sender import BatchSender, IngestClient, SenderConfig
+    from mutt.sources.syslog_server import ListenConfig, SyslogService
     from shared.config import load_settings
     from shared.logs import setup_logging
     from shared.secrets import Secrets
@@ -147,7 +147,7 @@ def cmd_syslog(args: argparse.Namespace) -> int:
 
 
 def _serve_health(host: str, port: int, sender: BatchSender) -> None:
-    from shared.ops_server import start_ops_server
+    from mutt.runtime.ops_server import start_ops_server
 
     try:
         start_ops_server(host, port, sender.alive, sender.readiness)
@@ -159,9 +159,9 @@ def cmd_trap_handle(args: argparse.Namespace) -> int:
     """One trap from stdin to ingest; exit 0 only once ingest has it."""
     import orjson
 
-    from functions.ingest.sources.events import default_source
-    from functions.ingest.sources.sender import IngestClient
-    from functions.ingest.sources.trap_handle import (
+    from mutt.sources.events import default_source
+    from mutt.sources.sender import IngestClient
+    from mutt.sources.trap_handle import (
         MAX_INPUT_BYTES,
         TrapError,
         deliver,

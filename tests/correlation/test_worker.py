@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 
+from mutt.runtime.worker import StreamWorker
 from shared.broker import streams
 from shared.broker.keys import Keys
-from shared.broker.worker import StreamWorker
 from shared.config import Settings
 from shared.envelope import FIELD, decode, encode
 from shared.models import Alert

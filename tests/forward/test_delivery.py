@@ -19,9 +19,9 @@ import redis
 from functions.forward.delivery import Deliverer
 from functions.forward.routing import Route, RouteMatch, Router
 from functions.forward.sinks.base import SendResult
+from mutt.runtime.worker import StreamWorker
 from shared.broker import streams
 from shared.broker.keys import Keys
-from shared.broker.worker import StreamWorker
 from shared.config import Settings
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, encode

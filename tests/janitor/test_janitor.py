@@ -15,13 +15,13 @@ import redis
 from functions.alert.audit import AuditRow, write_rows
 from functions.janitor import partitions, retention
 from functions.janitor.handler import JanitorHandler
+from mutt.db.migrate import migrate
+from mutt.runtime.worker import StreamWorker
 from shared.broker import streams
 from shared.broker.keys import Keys
-from shared.broker.worker import StreamWorker
 from shared.config import Settings
 from shared.context import Context
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 from shared.envelope import FIELD, encode
 from tests.factories import alert_event
 

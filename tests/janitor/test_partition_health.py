@@ -18,10 +18,10 @@ from functions.alert.audit import AuditRow, write_rows
 from functions.janitor import partitions
 from functions.janitor.handler import JanitorHandler
 from mutt.commands.status import audit_partitions
+from mutt.db.migrate import migrate
 from shared.config import Settings
 from shared.context import Context
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 from shared.metrics import render
 
 

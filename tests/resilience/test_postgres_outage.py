@@ -24,12 +24,12 @@ import yaml
 
 from functions.alert.cache import bump_version
 from functions.alert.catalog import insert_catalog, parse_catalog
+from mutt.db.migrate import migrate
 from mutt.embedded import EmbeddedPostgres
 from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.db.connection import connect_pg
-from shared.db.migrate import migrate
 from shared.dynconfig import DynamicConfig
 from tests.resilience.support import (
     Load,

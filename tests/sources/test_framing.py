@@ -7,7 +7,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.ingest.sources.framing import Frame, TcpFramer, datagram_frame
+from mutt.sources.framing import Frame, TcpFramer, datagram_frame
 
 FUZZ = settings(
     max_examples=int(os.environ.get("MUTT_FUZZ_EXAMPLES", "200")),

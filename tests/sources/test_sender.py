@@ -13,14 +13,14 @@ import orjson
 import pytest
 import redis
 
-from functions.ingest.sources.events import ReceiveClock, syslog_event
-from functions.ingest.sources.sender import (
+from mutt.sources.events import ReceiveClock, syslog_event
+from mutt.sources.sender import (
     BatchSender,
     IngestClient,
     SenderConfig,
     retry_after,
 )
-from functions.ingest.sources.syslog_parse import parse_syslog
+from mutt.sources.syslog_parse import parse_syslog
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.dynconfig import DynamicConfig

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from functions.ingest.cloudevent_data import parse_cloudevent_data
-from functions.ingest.sources.events import clamp_utf8, rfc3339, syslog_data, syslog_event
-from functions.ingest.sources.syslog_parse import FACILITIES, parse_syslog
+from mutt.sources.events import clamp_utf8, rfc3339, syslog_data, syslog_event
+from mutt.sources.syslog_parse import FACILITIES, parse_syslog
 from shared.models import TYPE_SYSLOG, Event
 
 FUZZ = settings(

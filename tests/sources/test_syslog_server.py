@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from functions.ingest.sources.sender import BatchSender, IngestClient, SenderConfig, SenderStats
-from functions.ingest.sources.syslog_server import ListenConfig, SyslogService
+from mutt.sources.sender import BatchSender, IngestClient, SenderConfig, SenderStats
+from mutt.sources.syslog_server import ListenConfig, SyslogService
 from shared.broker.keys import Keys
 from shared.config import Settings
 from tests.sources.support import ingest_server, published, wait_for

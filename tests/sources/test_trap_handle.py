@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.ingest.cloudevent_data import parse_cloudevent_data
-from functions.ingest.sources.trap_handle import (
+from mutt.sources.trap_handle import (
     TrapError,
     parse_traphandle,
     trap_data,

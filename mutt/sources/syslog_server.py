@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from functions.ingest.sources.events import ReceiveClock, syslog_event
-from functions.ingest.sources.framing import Frame, TcpFramer, datagram_frame
-from functions.ingest.sources.sender import SOURCE_EVENTS, BatchSender, SenderStats
-from functions.ingest.sources.syslog_parse import parse_syslog
+from mutt.sources.events import ReceiveClock, syslog_event
+from mutt.sources.framing import Frame, TcpFramer, datagram_frame
+from mutt.sources.sender import SOURCE_EVENTS, BatchSender, SenderStats
+from mutt.sources.syslog_parse import parse_syslog
 
 log = logging.getLogger(__name__)
 

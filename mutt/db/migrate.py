@@ -33,7 +33,7 @@ class Migration:
 def available() -> list[Migration]:
     """The migrations shipped with this version, in order."""
     found = []
-    for entry in resources.files("shared.db.migrations").iterdir():
+    for entry in resources.files("mutt.db.migrations").iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
             found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))

@@ -28,14 +28,14 @@ import orjson
 
 from functions.ingest.limits import MAX_OID_CHARS, MAX_VARBIND_VALUE_CHARS, MAX_VARBINDS
 from functions.ingest.oids import numeric_oid
-from functions.ingest.sources.events import (
+from mutt.sources.events import (
     ReceiveClock,
     cloudevent,
     event_id,
     peer_host,
     valid_hostname,
 )
-from functions.ingest.sources.sender import IngestClient, PostResult
+from mutt.sources.sender import IngestClient, PostResult
 from shared.errors import MuttError
 from shared.models import TYPE_TRAP
 

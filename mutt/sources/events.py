@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from functions.ingest.limits import MAX_HOSTNAME_CHARS, MAX_MESSAGE_BYTES
-from functions.ingest.sources.syslog_parse import SyslogMessage
+from mutt.sources.syslog_parse import SyslogMessage
 from shared.models import TYPE_SYSLOG
 
 SOURCE_TYPE_SYSLOG = "syslog"

@@ -1,0 +1,1 @@
+"""The database schema's migrations and their runner (``mutt db migrate``, ``mutt run``)."""

@@ -1,0 +1,1 @@
+"""How ``mutt`` hosts a function outside Knative: the stream worker, the relay, the ops server."""
