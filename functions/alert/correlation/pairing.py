@@ -79,9 +79,13 @@ class Pair:
 
 @dataclass(frozen=True)
 class ClearMatch:
-    """An event that clears ``pair``'s alert ``key``."""
+    """An event that clears the alert ``key`` of rule ``rule_id``.
 
-    pair: Pair
+    Found by a pair's clear pattern, or by an X.733 "cleared" event matching
+    the rule that raised the alarm (``Batch.alarm_clear``).
+    """
+
+    rule_id: int
     key: str
 
 
@@ -127,7 +131,8 @@ class PairIndex:
         found = []
         for index in sorted(hits):
             pair = self._pairs[index]
-            found.append(ClearMatch(pair, pair.key(event.hostname, pair.clear.of(event.message))))
+            instance = pair.clear.of(event.message)
+            found.append(ClearMatch(pair.rule_id, pair.key(event.hostname, instance)))
         return found
 
 
