@@ -43,6 +43,11 @@ EVENTS_RECEIVED = Counter("mutt_events_received_total", "events in requests", ["
 EVENTS_ACCEPTED = Counter("mutt_events_accepted_total", "events published to the stream")
 EVENTS_DUPLICATE = Counter("mutt_events_duplicate_total", "events acknowledged as duplicates")
 EVENTS_REJECTED = Counter("mutt_events_rejected_total", "events or requests refused", ["reason"])
+UNKNOWN_SEVERITY = Counter(
+    "mutt_ingest_unknown_severity_total",
+    "events accepted with a severity ingest could not read (raw value kept, default used)",
+    ["kind"],
+)
 
 # stream stages (worker and relay)
 STAGE_EVENTS = Counter("mutt_stage_events_total", "events handled by a stage", ["stage", "outcome"])

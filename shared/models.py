@@ -75,6 +75,12 @@ SEVERITY_ALIASES: dict[str, Severity] = {
 }
 
 
+# ITU-T X.733 section 8.1.2.3 "perceived severity": what alarm senders (SNMP alarm
+# MIBs, NMS exports) say instead of a syslog level. Ingest maps it to a syslog level
+# (docs/sources.md); "cleared" ends an alarm instead of raising one.
+PerceivedSeverity = Literal["critical", "major", "minor", "warning", "indeterminate", "cleared"]
+
+
 def parse_severity(value: object) -> Severity:
     """Turn ``3``, ``"3"``, ``"err"`` or ``"Error"`` into a ``Severity``.
 
@@ -162,8 +168,19 @@ class Event(BaseModel):
         default=False, description="true when the sender's time was missing or unparsable"
     )
     message: str = Field(default="", max_length=65536)
-    severity: Severity | None = Field(default=None, description="syslog severity 0-7")
+    severity: Severity | None = Field(
+        default=None,
+        description="syslog severity 0-7 (an X.733 word is mapped, see perceived_severity);"
+        " null when none was sent or it could not be read (the raw value is kept in attributes)",
+    )
     severity_name: str | None = Field(default=None, description="canonical severity name")
+    perceived_severity: PerceivedSeverity | None = Field(
+        default=None,
+        # left out of the JSON when null: events without one look as they always did
+        exclude_if=lambda value: value is None,
+        description="the sender's ITU X.733 alarm severity, when it sent one; cleared means"
+        " the event ends the alarm it names (it resolves, it never raises an alert)",
+    )
     trap_oid: str | None = Field(
         default=None,
         pattern=r"^[0-9]+(\.[0-9]+)*$",

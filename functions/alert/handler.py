@@ -14,6 +14,10 @@ Everything raised then passes through one integration point, the batch's
 what is delivered, in one Redis round trip per batch; the audit record says
 what correlation did (``correlation``). Timers the correlator parked come
 back through the input stream and are handled here too.
+
+An event whose sender gave the X.733 severity "cleared" is a clear, never a
+problem: it resolves the alarm its rule raised for the same key (the alarm
+was kept open for it, being X.733 too) and raises nothing.
 """
 
 from __future__ import annotations
@@ -129,6 +133,14 @@ class AlertHandler:
                     current.set_attribute("mutt.event_id", str(event.event_id))
                 rule = snap.rules.match(event)
                 clears = batch.clears(event)
+                if event.perceived_severity == "cleared":
+                    item = _Work(i, current_extensions(), event=event)
+                    if rule is not None:
+                        current.set_attribute("mutt.rule_id", rule.id)
+                        RULES_MATCHED.labels(str(rule.id)).inc()
+                    self._alarm_cleared(item, event, rule, snap, batch, clears)
+                    work.append(item)
+                    continue
                 if rule is None and not clears:
                     current.set_attribute("mutt.rule_id", "unhandled")
                     unmatched.append((i, event))
@@ -195,10 +207,42 @@ class AlertHandler:
             if silence is not None:
                 item.notes.append(f"silenced:{silence.id}")
             else:
-                item.own = batch.trigger(alert)
+                # an X.733 alarm (a "cleared" event never gets here): kept open for its clear
+                item.own = batch.trigger(alert, clearable=event.perceived_severity is not None)
         item.record = _record(
             event, rule.id, handling.value, environment, rule.team_assignment, alert
         )
+
+    def _alarm_cleared(
+        self,
+        item: _Work,
+        event: Event,
+        rule: Rule | None,
+        snap: Snapshot,
+        batch: Batch,
+        clears: list[ClearMatch],
+    ) -> None:
+        """An X.733 "cleared" event: it ends the alarm it names and never raises one.
+
+        The alarm is the one its rule raised for the same key (see
+        ``Batch.alarm_clear``); pairs whose clear pattern the message matches
+        are cleared too. With no rule and no pair the alarm cannot be named:
+        the clear is audited (``clear:no-rule``) but never counted as
+        unhandled, so it cannot raise a meta-alert either.
+        """
+        if rule is not None:
+            own = batch.alarm_clear(rule, event)
+            clears = [own] + [c for c in clears if c.key != own.key]
+            environment, _ = snap.dev_hosts.decide(rule, event.hostname)
+            item.record = _record(event, rule.id, "Clear", environment, rule.team_assignment)
+        elif clears:
+            item.record = self._clear_record(event, clears[0], snap)
+        else:
+            team = snap.teams.get(event.hostname, self.default_team)
+            environment = snap.dev_hosts.environment(event.hostname)
+            item.record = _record(event, None, "Clear", environment, team)
+            item.notes.append("clear:no-rule")
+        item.clears = [batch.clear(c, event) for c in clears]
 
     def _clear_record(self, event: Event, clear: ClearMatch, snap: Snapshot) -> dict[str, Any]:
         """The audit record of a clear no rule matched (rule and team: the pair's, or for an

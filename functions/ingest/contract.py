@@ -18,6 +18,23 @@ API_VERSION = "3.0"
 DEPRECATED_SUNSET = "Wed, 31 Dec 2027 23:59:59 GMT"
 DEPRECATED_ROUTES = frozenset({"/ingest", "/api/v1/ingest", "/alertmanager"})
 Severity = int | str
+SEVERITY_TEXT = (
+    "0-7, a syslog name (err, warning...) or an ITU X.733 severity (critical, major, minor,"
+    " warning, indeterminate, cleared), any case; X.733 is mapped to syslog (major = error,"
+    " minor = warning; cleared resolves the alarm it names, docs/sources.md). An unknown"
+    " value never refuses the event: it is kept in attributes and the default applies"
+)
+HOSTNAME_FOR_TRAPS = (
+    "trimmed and lower-cased by ingest; a trap without one takes its sysName.0 varbind"
+    " (1.3.6.1.2.1.1.5.0), else agent_address, else source_ip"
+)
+# The three varbind forms ingest reads (functions/ingest/varbinds.py).
+VarbindScalar = str | int | float | None
+Varbinds = list[Varbind | tuple[str, VarbindScalar]] | dict[str, VarbindScalar]
+VARBINDS_TEXT = (
+    'objects {"oid", "type"?, "value"}, [oid, value] pairs, or one object {oid: value};'
+    " at most 1024"
+)
 
 
 class SyslogData(BaseModel):
@@ -31,9 +48,7 @@ class SyslogData(BaseModel):
         default=None,
         description="RFC 3339, epoch seconds/ms, or RFC 3164; bad or missing = received time",
     )
-    syslog_severity: Severity | None = Field(
-        default=None, description="0-7 or a name (err, warning...)"
-    )
+    syslog_severity: Severity | None = Field(default=None, description=SEVERITY_TEXT)
     source_type: str | None = Field(default=None, max_length=128)
 
 
@@ -42,17 +57,25 @@ class TrapData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    hostname: str | None = Field(default=None, max_length=255)
-    agent_address: str | None = Field(default=None, description="used when hostname is absent")
+    hostname: str | None = Field(default=None, max_length=255, description=HOSTNAME_FOR_TRAPS)
+    agent_address: str | None = Field(
+        default=None, description="the agent's address: the hostname when there is no better one"
+    )
+    source_ip: str | None = Field(default=None, description="the same, as rsyslog names it")
     trap_oid: str = Field(
         max_length=512, description="numeric dotted OID; a leading dot is removed"
     )
-    varbinds: list[Varbind] = Field(default_factory=list, max_length=1024)
+    varbinds: Varbinds = Field(default_factory=list, description=VARBINDS_TEXT)
     message: str | None = Field(
-        default=None, description="built from the OID and varbinds when absent"
+        default=None,
+        description="built when absent: the trap's name or OID and its varbinds, without"
+        " sysUpTime.0 and snmpTrapOID.0",
     )
     timestamp: str | float | None = None
-    syslog_severity: Severity | None = None
+    syslog_severity: Severity | None = Field(default=None, description=SEVERITY_TEXT)
+    severity: Severity | None = Field(
+        default=None, description="used when syslog_severity is absent; the same values"
+    )
 
 
 class CloudEventEnvelope(BaseModel):
@@ -70,11 +93,26 @@ class CloudEventEnvelope(BaseModel):
 
 
 class LegacyEvent(SyslogData):
-    """The legacy MUTT webhook body: extra fields are kept as attributes."""
+    """The legacy MUTT webhook body: extra fields are kept as attributes.
 
+    With a ``trap_oid`` it is a trap: ``hostname`` and ``message`` may then be
+    left out (see their descriptions).
+    """
+
+    hostname: str | None = Field(  # type: ignore[assignment]  # optional for traps only
+        default=None,
+        max_length=255,
+        description=f"required, except for traps: {HOSTNAME_FOR_TRAPS}",
+    )
+    message: str | None = Field(  # type: ignore[assignment]  # optional for traps only
+        default=None,
+        max_length=65536,
+        description="required, except for traps (built from the OID and varbinds)",
+    )
     trap_oid: str | None = Field(default=None, max_length=512)
+    varbinds: Varbinds | None = Field(default=None, description=VARBINDS_TEXT)
     severity: Severity | None = Field(
-        default=None, description="rsyslog's name for syslog_severity"
+        default=None, description="rsyslog's name for syslog_severity; the same values"
     )
 
 

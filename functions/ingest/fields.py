@@ -20,11 +20,12 @@ from functions.ingest.normalize import (
     check_message,
     check_text,
     normalize_hostname,
-    normalize_severity,
 )
-from functions.ingest.oids import normalize_oid
+from functions.ingest.oids import SYS_NAME, normalize_oid
+from functions.ingest.severity import raw_value, read_severity
 from functions.ingest.timeparse import parse_time
-from functions.ingest.varbinds import parse_varbinds, trap_message
+from functions.ingest.varbinds import VarbindData, parse_varbinds, trap_message
+from shared.metrics import UNKNOWN_SEVERITY
 from shared.models import Event, event_id_text, utcnow
 
 
@@ -52,8 +53,8 @@ KNOWN_KEYS = frozenset(
         "_correlation_id",
     }
 )
-# A trap's agent is often sent as its address rather than a name.
-_TRAP_HOST_KEYS = ("hostname", "agent_address", "source_ip")
+# A trap's agent is often known only by its address.
+_TRAP_ADDRESS_KEYS = ("agent_address", "source_ip")
 
 
 def build_event(
@@ -75,7 +76,12 @@ def build_event(
     received = received_at_or_now(received_at)
     attributes = {key: value for key, value in obj.items() if key not in KNOWN_KEYS}
 
-    hostname = normalize_hostname(_hostname_value(obj, kind))
+    trap_oid = normalize_oid(obj.get("trap_oid"))
+    if kind is Kind.TRAP and trap_oid is None:
+        raise InputError("trap_oid", "is required for an SNMP trap")
+    varbinds = parse_varbinds(obj.get("varbinds"))
+    hostname = _hostname(obj, varbinds) if trap_oid is not None else _plain_hostname(obj)
+
     time_key = "timestamp" if "timestamp" in obj else "time"
     raw_time = obj.get(time_key)
     sent = raw_time is not None and raw_time != ""
@@ -88,14 +94,14 @@ def build_event(
         attributes["time"] = obj["time"]
 
     severity_key = "syslog_severity" if obj.get("syslog_severity") is not None else "severity"
-    severity = normalize_severity(obj.get(severity_key), severity_key)
+    raw_severity = obj.get(severity_key)
+    reading = read_severity(raw_severity, trap=trap_oid is not None)
+    if reading.unknown:  # unreadable: keep what the sender wrote, the default applies
+        attributes[severity_key] = raw_value(raw_severity)
     if severity_key == "syslog_severity" and "severity" in obj:
         attributes["severity"] = obj["severity"]  # not ours to interpret
+    severity = reading.severity
 
-    trap_oid = normalize_oid(obj.get("trap_oid"))
-    if kind is Kind.TRAP and trap_oid is None:
-        raise InputError("trap_oid", "is required for an SNMP trap")
-    varbinds = parse_varbinds(obj.get("varbinds"))
     message = check_message(obj.get("message"), required=trap_oid is None)
     if not message and trap_oid is not None:
         message = trap_message(trap_oid, varbinds)
@@ -106,7 +112,7 @@ def build_event(
         )
     else:  # the caller's (X-Correlation-ID header): still input, still checked
         correlation_id = check_text(correlation_id, "correlation_id", MAX_CORRELATION_ID_CHARS)
-    return make_event(
+    event = make_event(
         {
             "event_id": event_id_text(source, event_id),
             "source": source,
@@ -117,6 +123,7 @@ def build_event(
             "message": message,
             "severity": severity,
             "severity_name": severity.label if severity is not None else None,
+            "perceived_severity": reading.perceived,
             "trap_oid": trap_oid,
             "varbinds": varbinds,
             "source_type": check_text(obj.get("source_type"), "source_type", MAX_SOURCE_TYPE_CHARS),
@@ -125,6 +132,9 @@ def build_event(
             "received_at": received,
         }
     )
+    if reading.unknown:  # counted once the event is known to be valid
+        UNKNOWN_SEVERITY.labels(kind.value).inc()
+    return event
 
 
 def make_event(fields: dict[str, object]) -> Event:
@@ -150,12 +160,34 @@ def received_at_or_now(received_at: datetime | None) -> datetime:
     return received_at
 
 
-def _hostname_value(obj: dict[str, object], kind: Kind) -> object:
-    keys = _TRAP_HOST_KEYS if kind is Kind.TRAP else ("hostname",)
-    for key in keys:
+def _plain_hostname(obj: dict[str, object]) -> str:
+    value = obj.get("hostname")
+    if value is None:
+        raise InputError("hostname", "is required")
+    return normalize_hostname(value)
+
+
+def _hostname(obj: dict[str, object], varbinds: list[VarbindData]) -> str:
+    """A trap's agent: ``hostname``, else sysName.0, else its address (as ``mutt trap-handle``).
+
+    Trap senders often know the agent only by the address the trap came
+    from; a sysName that is no usable hostname (``Core Router``) is skipped.
+    """
+    value = obj.get("hostname")
+    if value is not None and value != "":
+        return normalize_hostname(value)
+    sys_name = next((v["value"] for v in varbinds if v["oid"] == SYS_NAME), None)
+    if sys_name:
+        try:
+            return normalize_hostname(sys_name, "varbinds")
+        except InputError:
+            pass
+    for key in _TRAP_ADDRESS_KEYS:
         value = obj.get(key)
         if value is not None and value != "":
-            return value
-    if obj.get("hostname") == "":
-        return ""  # present but empty: the hostname rule says so
-    raise InputError("hostname", "is required")
+            return normalize_hostname(value, key)
+    raise InputError(
+        "hostname",
+        f"is required: a trap without one needs a sysName.0 varbind ({SYS_NAME}),"
+        " agent_address or source_ip",
+    )

@@ -6,8 +6,8 @@ them blindly would invent facts. So the mapping is explicit and minimal:
 the hostname comes from the data (``hostname``/``host``) or else the
 ``source`` URI's host (or the source itself); the message from
 ``message``/``msg``/``summary``, or the text data, or the data as compact
-JSON; a ``severity`` in the data is used when it is a valid syslog
-severity. The CloudEvent's type, subject and extensions are kept under
+JSON; a ``severity`` in the data is used when ingest can read it (a syslog
+or X.733 severity). The CloudEvent's type, subject and extensions are kept under
 ``attributes.cloudevent``. Rules can then match such events like any other;
 unmatched ones only feed the unhandled counter.
 """
@@ -23,6 +23,7 @@ import orjson
 from functions.ingest.errors import InputError
 from functions.ingest.fields import Kind, build_event
 from functions.ingest.limits import MAX_MESSAGE_BYTES
+from functions.ingest.severity import read_severity
 from shared.models import Event
 
 _CORE = frozenset({"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema"})
@@ -76,7 +77,7 @@ def parse_foreign_cloudevent(
         if isinstance(host, str) and host.strip():
             obj["hostname"] = host
         severity = data.get("severity")
-        if isinstance(severity, int | str) and not isinstance(severity, bool):
+        if severity is not None and not read_severity(severity).unknown:  # else: stays in data
             obj["severity"] = severity
     obj.setdefault("hostname", _host_from_source(source))
     obj["message"] = _message(data)
@@ -85,22 +86,12 @@ def parse_foreign_cloudevent(
     obj["cloudevent"] = envelope
     if isinstance(data, dict):
         obj["data"] = data
-
-    def build() -> Event:
-        return build_event(
-            obj,
-            kind=Kind.GENERIC,
-            source=source,
-            event_id=ce_id,
-            received_at=received_at,
-            correlation_id=correlation_id,
-            default_time=attributes.get("time"),
-        )
-
-    try:
-        return build()
-    except InputError as exc:
-        if exc.field != "severity":
-            raise
-        obj.pop("severity")  # not ours to interpret: it stays in the data only
-        return build()
+    return build_event(
+        obj,
+        kind=Kind.GENERIC,
+        source=source,
+        event_id=ce_id,
+        received_at=received_at,
+        correlation_id=correlation_id,
+        default_time=attributes.get("time"),
+    )

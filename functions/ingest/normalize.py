@@ -1,4 +1,4 @@
-"""Per-field rules shared by every inbound format: hostname, severity, message, text.
+"""Per-field rules shared by every inbound format: hostname, message, text, identity.
 
 Each function takes a decoded JSON value and the field name to blame, returns
 the normalized value, and raises ``InputError`` for anything else. Strings are
@@ -17,7 +17,6 @@ from functions.ingest.limits import (
     MAX_MESSAGE_BYTES,
     MAX_SOURCE_CHARS,
 )
-from shared.models import Severity, parse_severity
 
 
 def normalize_hostname(value: object, field: str = "hostname") -> str:
@@ -52,28 +51,6 @@ def _hostname(value: str, field: str) -> str:
 
 # Hosts repeat: the same few thousand send most events. Errors are not cached.
 _cached_hostname = lru_cache(maxsize=8192)(_hostname)
-
-
-def normalize_severity(value: object, field: str = "syslog_severity") -> Severity | None:
-    """0-7 or a syslog name (any case, common abbreviations); absent → ``None``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and len(value) <= 32:  # padded giants must not sit in the cache
-        return _severity(value, field)
-    return _severity_any(value, field)
-
-
-@lru_cache(maxsize=256)
-def _severity(value: str, field: str) -> Severity:
-    """Senders repeat a handful of spellings: cache their parse (bounded)."""
-    return _severity_any(value, field)
-
-
-def _severity_any(value: object, field: str) -> Severity:
-    try:
-        return parse_severity(value)
-    except ValueError as exc:
-        raise InputError(field, str(exc)) from None
 
 
 def check_message(value: object, field: str = "message", *, required: bool = True) -> str:

@@ -27,6 +27,18 @@ WELL_KNOWN_TRAPS: dict[str, str] = {
 }
 _WELL_KNOWN_MODULES = frozenset({"SNMPv2-MIB", "IF-MIB", "RFC1213-MIB", "RFC1215-MIB"})
 
+# Varbinds every SNMPv2 notification carries (RFC 3416 section 4.2.6, RFC 3584):
+# they describe the delivery, not the problem.
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
+SNMP_TRAP_ENTERPRISE = "1.3.6.1.6.3.1.1.4.3.0"
+SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"
+SNMP_TRAP_COMMUNITY = "1.3.6.1.6.3.18.1.4.0"
+HOUSEKEEPING_VARBINDS = frozenset(
+    {SYS_UPTIME, SNMP_TRAP_OID, SNMP_TRAP_ENTERPRISE, SNMP_TRAP_ADDRESS, SNMP_TRAP_COMMUNITY}
+)
+
 # Symbolic prefixes net-snmp prints for OIDs it has no MIB for.
 _PREFIXES: tuple[tuple[str, str], ...] = (
     ("iso.", "1."),

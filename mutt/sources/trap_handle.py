@@ -27,7 +27,15 @@ from dataclasses import dataclass
 import orjson
 
 from functions.ingest.limits import MAX_OID_CHARS, MAX_VARBIND_VALUE_CHARS, MAX_VARBINDS
-from functions.ingest.oids import numeric_oid
+from functions.ingest.oids import (
+    SNMP_TRAP_ADDRESS,
+    SNMP_TRAP_COMMUNITY,
+    SNMP_TRAP_ENTERPRISE,
+    SNMP_TRAP_OID,
+    SYS_NAME,
+    SYS_UPTIME,
+    numeric_oid,
+)
 from mutt.sources.events import (
     ReceiveClock,
     cloudevent,
@@ -42,12 +50,6 @@ from shared.models import TYPE_TRAP
 MAX_INPUT_BYTES = 4 * 1_048_576
 SOURCE_TYPE = "snmptrap"
 
-SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
-SYS_NAME = "1.3.6.1.2.1.1.5.0"
-SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
-SNMP_TRAP_ENTERPRISE = "1.3.6.1.6.3.1.1.4.3.0"
-SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"
-SNMP_TRAP_COMMUNITY = "1.3.6.1.6.3.18.1.4.0"
 # What snmptrapd prints for these without -On (its bundled MIBs know them).
 _SYMBOLIC = {
     "SNMPv2-MIB::sysUpTime.0": SYS_UPTIME,

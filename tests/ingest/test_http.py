@@ -231,14 +231,14 @@ def test_legacy_batch_accepts_valid_items_and_names_the_bad_ones(
             "hostname": "c",
             "message": "fine",
             "timestamp": "2025-01-01T00:00:00Z",
-            "syslog_severity": 9,
+            "trap_oid": "IF-MIB::x",
         },
     ]
     resp = client.post("/ingest", json=body)
     assert resp.status_code == 400
     assert resp.json["accepted"] == 1
     fields = {(e["index"], e["field"]) for e in resp.json["errors"]}
-    assert fields == {(1, "message"), (2, "syslog_severity")}
+    assert fields == {(1, "message"), (2, "trap_oid")}
     assert [d["hostname"] for d in stream_data(r, keys)] == ["a"]
 
 

@@ -119,7 +119,6 @@ def test_time_precedence(
         (TYPE_TRAP, {"hostname": "h", "message": "m"}, "data.trap_oid", "is required for an SNMP"),
         (TYPE_TRAP, {"hostname": "h", "trap_oid": "IF-MIB::x"}, "data.trap_oid", "'IF-MIB::x'"),
         (TYPE_TRAP, {**TRAP, "varbinds": [{"oid": "1.3"}, 5]}, "data.varbinds[1]", "must be an"),
-        (TYPE_SYSLOG, {**SYSLOG, "severity": "loud"}, "data.severity", "unknown severity"),
     ],
 )
 def test_rejected(ce_type: object, data: object, field: str, problem: str) -> None:

@@ -21,8 +21,9 @@ from functions.ingest.attributes import check_attributes
 from functions.ingest.cloudevent_data import parse_cloudevent_data
 from functions.ingest.errors import InputError
 from functions.ingest.legacy import legacy_items, parse_legacy, parse_legacy_partial
-from functions.ingest.normalize import check_message, normalize_hostname, normalize_severity
+from functions.ingest.normalize import check_message, normalize_hostname
 from functions.ingest.oids import normalize_oid
+from functions.ingest.severity import read_severity
 from functions.ingest.timeparse import parse_time
 from functions.ingest.varbinds import parse_varbinds
 from shared.models import TYPE_GENERIC, TYPE_SYSLOG, TYPE_TRAP, Event
@@ -188,7 +189,7 @@ def test_field_rules(value: object) -> None:
     assert parsed is None or parsed.tzinfo is not None
     for rule in (
         normalize_hostname,
-        normalize_severity,
+        read_severity,
         normalize_oid,
         check_message,
         parse_varbinds,

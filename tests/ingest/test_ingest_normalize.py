@@ -21,12 +21,10 @@ from functions.ingest.normalize import (
     check_message,
     check_text,
     normalize_hostname,
-    normalize_severity,
 )
 from functions.ingest.oids import normalize_oid
 from functions.ingest.timeparse import parse_time
 from functions.ingest.varbinds import parse_varbinds, trap_message
-from shared.models import Severity
 
 RECEIVED = datetime(2025, 1, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -116,53 +114,6 @@ def test_hostname_error_is_not_cached() -> None:
         with pytest.raises(InputError):
             normalize_hostname("a b")
     assert normalize_hostname("a-b") == "a-b"
-
-
-# --- severity -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        ("", None),
-        (0, Severity.EMERGENCY),
-        (7, Severity.DEBUG),
-        ("3", Severity.ERROR),
-        ("Warning", Severity.WARNING),
-        ("WARN", Severity.WARNING),
-        (" err ", Severity.ERROR),
-        ("Critical", Severity.CRITICAL),
-        ("crit", Severity.CRITICAL),
-        ("emerg", Severity.EMERGENCY),
-        ("panic", Severity.EMERGENCY),
-        ("Notice", Severity.NOTICE),
-        ("informational", Severity.INFO),
-        ("Alert", Severity.ALERT),
-        ("debug", Severity.DEBUG),
-    ],
-)
-def test_severity_parsed(value: object, expected: Severity | None) -> None:
-    assert normalize_severity(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "problem"),
-    [
-        (8, "severity 8 is out of range 0-7"),
-        (-1, "severity -1 is out of range 0-7"),
-        (True, "severity must be 0-7 or a syslog severity name, not a boolean"),
-        (3.0, "severity must be a number 0-7 or a name, not float"),
-        ("8", "unknown severity '8'"),
-        ("sev3", "unknown severity 'sev3'"),
-        ([3], "severity must be a number 0-7 or a name, not list"),
-    ],
-)
-def test_severity_rejected(value: object, problem: str) -> None:
-    with pytest.raises(InputError) as caught:
-        normalize_severity(value, "severity")
-    assert caught.value.field == "severity"
-    assert caught.value.problem.startswith(problem)
 
 
 # --- trap OID -----------------------------------------------------------------
@@ -439,9 +390,16 @@ def test_varbinds_normalized() -> None:
 @pytest.mark.parametrize(
     ("value", "field", "problem"),
     [
-        ({"oid": "1.3"}, "varbinds", "must be an array of objects, not object"),
+        ("1.3=x", "varbinds", "must be an array of varbinds or an object of OID: value, not str"),
+        ({"1.3": [1]}, "varbinds['1.3']", "must be a string or a number, not array"),
+        ({"IF MIB": 1}, "varbinds['IF MIB']", "must not contain whitespace"),
+        ({f"1.{i}": 1 for i in range(MAX_VARBINDS + 1)}, "varbinds", "has 1025 entries"),
+        ([["1.3"]], "varbinds[0]", "must be an [oid, value] pair, not 1 elements"),
+        ([["1.3", "x", "y"]], "varbinds[0]", "must be an [oid, value] pair, not 3 elements"),
+        ([[5, "x"]], "varbinds[0][0]", "is required (a non-empty string)"),
+        ([["1.3", {"v": 1}]], "varbinds[0][1]", "must be a string or a number, not object"),
         ([{"oid": "1.3", "value": "x"}] * (MAX_VARBINDS + 1), "varbinds", "has 1025 entries"),
-        (["1.3=x"], "varbinds[0]", "must be an object with oid and value, not string"),
+        (["1.3=x"], "varbinds[0]", "must be an object with oid and value, or an [oid, value]"),
         ([{"value": "x"}], "varbinds[0].oid", "is required"),
         ([{"oid": " ", "value": "x"}], "varbinds[0].oid", "is required"),
         ([{"oid": "IF MIB", "value": "x"}], "varbinds[0].oid", "must not contain whitespace"),

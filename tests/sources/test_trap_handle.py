@@ -71,7 +71,13 @@ def test_a_v2c_trap_from_snmptrapd() -> None:
     assert event.trap_oid == "1.3.6.1.4.1.9.9.41.2.0.1"
     assert event.hostname == "core-rtr-01"
     assert len(event.varbinds) == 11
-    assert event.message.startswith("SNMP trap 1.3.6.1.4.1.9.9.41.2.0.1: ")
+    assert event.message.startswith(
+        "SNMP trap 1.3.6.1.4.1.9.9.41.2.0.1: 1.3.6.1.4.1.9.9.41.1.2.3.1.2.1=LINK, "
+        "1.3.6.1.4.1.9.9.41.1.2.3.1.5.1=Interface Gi0/1, changed state to down, "
+    )
+    # sysUpTime.0 and snmpTrapOID.0 describe the delivery: kept, but not in the message
+    assert "1.3.6.1.2.1.1.3.0" not in event.message
+    assert "1.3.6.1.6.3.1.1.4.1.0" not in event.message
 
 
 def test_a_v1_trap_names_its_agent_and_drops_the_community() -> None:

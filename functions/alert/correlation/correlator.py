@@ -97,7 +97,8 @@ class Result:
 
 @dataclass
 class _Item:
-    op: str  # t trigger, r clear, s flapping timer, S storm timer, = deliver without Redis
+    # t trigger, r clear, s flapping timer, S storm timer; without Redis: = deliver, 0 no-op clear
+    op: str
     key: str = ""
     storm_key: str = ""
     id: str = ""
@@ -140,7 +141,8 @@ class Correlator:
 
     @property
     def stateful(self) -> bool:
-        """True when correlation has Redis (always, in the stages; not for embedders)."""
+        """True when correlation has Redis (always, in the stages; not for embedders):
+        without it nothing can be open, nothing tracked."""
         return self._r is not None
 
     def begin(self) -> Batch:
@@ -239,6 +241,16 @@ class Batch:
             return [ClearMatch(alertmanager.alert_key(fingerprint), None)]
         return self.pairs.clears(event) if self.pairs else []
 
+    def alarm_clear(self, rule: Rule, event: Event) -> ClearMatch:
+        """What an X.733 "cleared" event matching ``rule`` ends: the key its alarm had.
+
+        The alarm and its clear are the same notification with another
+        severity, so they match the same rule and yield the same key (per
+        rule and host, or per instance for a paired rule: the instance is read
+        from the clear as from a problem message).
+        """
+        return ClearMatch(self.dedup_key(rule, event), rule.id)
+
     def silenced(self, alert: Alert) -> Silence | None:
         """The silence covering ``alert`` now, if any."""
         if not self.silences:
@@ -248,13 +260,18 @@ class Batch:
             CORRELATION.labels("silenced").inc()
         return found
 
-    def trigger(self, alert: Alert) -> int:
+    def trigger(self, alert: Alert, *, clearable: bool = False) -> int:
         """Add a raised alert; returns its handle for ``run()``'s results.
 
         Paired rules' alerts and Alertmanager alerts are kept open in Redis, so
-        that their clear (resolution) finds them and resolves them."""
+        that their clear (resolution) finds them and resolves them.
+        ``clearable``: the alert is an X.733 alarm, which a later "cleared"
+        event may end, so it is kept open like a paired rule's alert (and can
+        flap like one) even when its rule has no pair.
+        """
         paired = (isinstance(alert.rule_id, int) and alert.rule_id in self.pairs.by_rule) or (
-            self._owner.stateful and alertmanager.fingerprint(alert.event) is not None
+            self._owner.stateful
+            and (clearable or alertmanager.fingerprint(alert.event) is not None)
         )
         if not paired and self.knobs.stateless:
             return self._add(_Item("=", alert=alert))
@@ -277,6 +294,8 @@ class Batch:
 
     def clear(self, match: ClearMatch, event: Event) -> int:
         """Add a clear of ``match.key`` caused by ``event``."""
+        if not self._owner.stateful:  # correlation off: nothing was kept open
+            return self._add(_Item("0", event=event))
         return self._add(
             _Item(
                 "r",
@@ -317,6 +336,8 @@ class Batch:
             if item.op == "=":
                 assert item.alert is not None
                 results[n] = Result([item.alert], delivered=True)
+            elif item.op == "0":
+                results[n] = Result(note="clear:nothing-open")
             else:
                 stateful.append(n)
         if stateful:

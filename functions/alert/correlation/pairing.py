@@ -81,9 +81,11 @@ class Pair:
 class ClearMatch:
     """An event that clears the alert ``key``.
 
-    ``rule_id`` is the pair's rule. ``None`` marks an Alertmanager resolution
-    (``alertmanager.py``): it clears whatever rule raised the firing alert, and
-    no rule matching it may turn it into a problem of its own.
+    ``rule_id`` is the pair's rule, or the rule that raised an X.733 alarm its
+    "cleared" event ends (``Batch.alarm_clear``). ``None`` marks an
+    Alertmanager resolution (``alertmanager.py``): it clears whatever rule
+    raised the firing alert, and no rule matching it may turn it into a
+    problem of its own.
     """
 
     key: str
