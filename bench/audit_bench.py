@@ -42,8 +42,8 @@ from bench.common import (
     server_urls,
 )
 from bench.data import accepted_events
-from functions.alert.audit import COLUMNS, AuditRow, write_rows
-from functions.alert.audit_copy import copy_chunks, encode_copy
+from functions.audit.encode import copy_chunks, encode_copy
+from functions.audit.writer import COLUMNS, AuditRow, write_rows
 from shared.db.connection import connect_pg, parse_database_url
 from shared.models import Severity
 

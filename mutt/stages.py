@@ -26,7 +26,7 @@ def _alert(ctx: Context) -> Handler:
 
 
 def _audit(ctx: Context) -> Handler:
-    from functions.alert.build import make_audit_writer
+    from functions.audit.build import make_audit_writer
 
     return make_audit_writer(ctx)
 
@@ -49,4 +49,5 @@ HTTP_FUNCTIONS: dict[str, str] = {
     "alert": "functions/alert/main.py",
     "forward": "functions/forward/main.py",
     "janitor": "functions/janitor/main.py",
+    "audit": "functions/audit/main.py",
 }

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pg8000.native
 
-from functions.alert.audit import AuditWriter
 from functions.alert.cache import RuleCache
 from functions.alert.correlation import Correlator
 from functions.alert.handler import AlertHandler
@@ -34,7 +33,3 @@ def make_alert_handler(ctx: Context, *, warm: bool = True) -> AlertHandler:
     team = ctx.settings.default_team
     correlator = Correlator(ctx.redis, ctx.settings.namespace, dyn, team)
     return AlertHandler(cache, counter, dyn, team, correlator)
-
-
-def make_audit_writer(ctx: Context) -> AuditWriter:
-    return AuditWriter(_connector(ctx))

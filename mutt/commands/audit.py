@@ -14,6 +14,7 @@ from typing import Any
 
 import pg8000.native
 
+from functions.audit.query import query_events
 from mutt.commands.common import (
     InputError,
     add_command,
@@ -36,21 +37,6 @@ EPILOG = """examples:
   mutt audit config --table alert_rules --record 12
 """
 
-_EVENT_COLUMNS = (
-    "event_time",
-    "received_at",
-    "hostname",
-    "matched_rule_id",
-    "handling_decision",
-    "environment",
-    "team",
-    "severity",
-    "forwarded",
-    "event_id",
-    "alert_id",
-    "event",
-    "correlation",
-)
 _CONFIG_COLUMNS = (
     "id",
     "changed_at",
@@ -69,38 +55,6 @@ def _limit(value: int) -> int:
     if not 1 <= value <= 100_000:
         raise InputError(f"--limit {value}: expected 1..100000")
     return value
-
-
-def query_events(
-    conn: pg8000.native.Connection,
-    *,
-    since: datetime,
-    until: datetime | None = None,
-    host: str | None = None,
-    rule: int | None = None,
-    team: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Audit rows, newest first; every value is a bound parameter."""
-    where = ["event_time >= :since"]
-    params: dict[str, Any] = {"since": since, "limit": limit}
-    if until is not None:
-        where.append("event_time < :until")
-        params["until"] = until
-    if host is not None:
-        where.append("hostname = :host")
-        params["host"] = host.strip().lower()
-    if rule is not None:
-        where.append("matched_rule_id = :rule")
-        params["rule"] = rule
-    if team is not None:
-        where.append("team = :team")
-        params["team"] = team
-    sql = (
-        f"SELECT {', '.join(_EVENT_COLUMNS)} FROM event_audit_log"  # noqa: S608 - fixed clauses
-        f" WHERE {' AND '.join(where)} ORDER BY event_time DESC, event_id LIMIT :limit"
-    )
-    return [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in conn.run(sql, **params)]
 
 
 def query_config(

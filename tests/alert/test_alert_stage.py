@@ -12,12 +12,12 @@ import pg8000.native
 import pytest
 import redis
 
-from functions.alert.audit import AuditWriter
 from functions.alert.build import make_alert_handler
 from functions.alert.cache import RuleCache
 from functions.alert.catalog import insert_catalog, parse_catalog
 from functions.alert.handler import AlertHandler
 from functions.alert.unhandled import UnhandledCounter
+from functions.audit.writer import AuditWriter
 from shared.broker.keys import Keys
 from shared.context import Context
 from shared.db.connection import connect_pg

@@ -21,10 +21,10 @@ import yaml
 from cloudevents.http import CloudEvent
 from prometheus_client import REGISTRY
 
-from functions.alert.audit import row_from_record, write_rows
 from functions.alert.cache import RuleCache
 from functions.alert.handler import AlertHandler
 from functions.alert.unhandled import UnhandledCounter
+from functions.audit.writer import row_from_record, write_rows
 from functions.forward.sinks.alertmanager import rfc3339
 from functions.ingest.alertmanager import parse_alertmanager
 from shared.config import Settings

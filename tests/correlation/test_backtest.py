@@ -12,7 +12,7 @@ import pg8000.native
 import pytest
 import yaml
 
-from functions.alert.audit import row_from_record, write_rows
+from functions.audit.writer import row_from_record, write_rows
 from tests.correlation.conftest import RULES, Stage, bgp, link, records
 
 

@@ -12,7 +12,7 @@ import pg8000.native
 import pytest
 import redis
 
-from functions.alert.audit import AuditRow, write_rows
+from functions.audit.writer import AuditRow, write_rows
 from functions.janitor import partitions, retention
 from functions.janitor.handler import JanitorHandler
 from mutt.db.migrate import migrate

@@ -14,7 +14,7 @@ import pg8000.native
 import pytest
 from prometheus_client import REGISTRY
 
-from functions.alert.audit import AuditRow, write_rows
+from functions.audit.writer import AuditRow, write_rows
 from functions.janitor import partitions
 from functions.janitor.handler import JanitorHandler
 from mutt.commands.status import audit_partitions

@@ -9,7 +9,7 @@ import pg8000.native
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.alert.audit import AuditRow, write_rows
+from functions.audit.writer import AuditRow, write_rows
 
 
 def row(i: int, message: str = "m", when: datetime | None = None) -> AuditRow:

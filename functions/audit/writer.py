@@ -18,7 +18,7 @@ from datetime import datetime
 import pg8000.native
 from cloudevents.http import CloudEvent
 
-from functions.alert.audit_copy import CHUNK_ROWS, copy_chunks, encode_copy
+from functions.audit.encode import CHUNK_ROWS, copy_chunks, encode_copy
 from shared.db.connection import pg_error
 from shared.handler import Outcome
 from shared.metrics import AUDIT_ROWS

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
-    from functions.alert.audit import AuditRow
+    from functions.audit.writer import AuditRow
 
 CHUNK_ROWS = 100  # rows per CopyData message: small enough to overlap, large enough to batch
 
