@@ -56,7 +56,9 @@ KNOBS: dict[str, Knob] = {
     ),
     "forward_rate_window_ms": Knob(1_000, _int_range(100, 3_600_000), "forward rate window, ms"),
     "forward_max_attempts": Knob(
-        10, _int_range(1, 1000), "delivery attempts before an alert goes to the DLQ"
+        10,
+        _int_range(1, 1000),
+        "failed attempts after which a delivery is reported stuck (still retried, never DLQ'd)",
     ),
     "forward_retry_base_ms": Knob(1_000, _int_range(10, 3_600_000), "first retry delay, ms"),
     "forward_retry_max_ms": Knob(300_000, _int_range(10, 86_400_000), "longest retry delay, ms"),

@@ -27,8 +27,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD, Keys
+from shared.broker.keys import Keys
 from shared.broker.schedule import schedule_keys
+from shared.broker.stages import CONSUMING_STAGES, consumed
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -91,6 +92,11 @@ DELIVERY_SECONDS = Histogram(
 )
 DEFERRALS = Counter(
     "mutt_deliveries_deferred_total", "deliveries parked for later", ["sink", "reason"]
+)
+STUCK_DELIVERIES = Counter(
+    "mutt_deliveries_stuck_total",
+    "retries of alerts past forward_max_attempts (still retried: an outage never dead-letters)",
+    ["sink"],
 )
 BREAKER_STATE = Gauge(
     "mutt_breaker_state",
@@ -159,11 +165,7 @@ class StreamCollector(Collector):
         k = self._keys
         try:
             now_ms = time.time() * 1000
-            for stream, group in (
-                (k.events, GROUP_ALERT),
-                (k.alerts, GROUP_FORWARD),
-                (k.audit, GROUP_AUDIT),
-            ):
+            for stream, group in consumed(k):
                 name = stream.rsplit(":", 1)[-1]
                 length.add_metric([name], float(self._r.xlen(stream)))
                 parked.add_metric([name], float(self._r.zcard(schedule_keys(stream)[0])))
@@ -183,7 +185,7 @@ class StreamCollector(Collector):
                     )
                     age = max(0.0, (now_ms - int(low.split("-")[0])) / 1000)
                 oldest.add_metric([name, group], age)
-            for stage in (GROUP_ALERT, GROUP_FORWARD, GROUP_AUDIT):
+            for stage in CONSUMING_STAGES:
                 dlq.add_metric([stage], float(self._r.xlen(k.dlq(stage))))
         except redis.RedisError:
             return []

@@ -5,8 +5,8 @@ that already succeeded is not sent again), the circuit breaker admits what
 may go, the global rate limit grants what may go now, the rest is parked
 for later without burning a retry. Sends are classified by the sink:
 delivered (marker written, report replied), retry (backoff with jitter,
-parked, dead-lettered once the attempts are spent) or permanent (dead-
-lettered with the vendor's answer). Nothing here sleeps.
+parked, retried until it succeeds: an outage never dead-letters) or
+permanent (dead-lettered with the vendor's answer). Nothing here sleeps.
 
 Redis round trips. Each sink's share of a batch costs two calls, and the
 second rides with the next sink's first, so a batch makes ``sinks + 1``
@@ -74,6 +74,7 @@ from shared.metrics import (
     DEFERRALS,
     DELIVERIES,
     DELIVERY_SECONDS,
+    STUCK_DELIVERIES,
 )
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
 from shared.ratelimit import SLIDING_WINDOW_LUA
@@ -369,11 +370,19 @@ class Deliverer:
             res.dead.append((self._copy(sources[job.item], job), why))
             return
         if job.attempt >= self.dyn.get("forward_max_attempts"):
-            why = f"gave up after {job.attempt} attempts at {detail}"
-            log.warning("alert dead-lettered: %s", why, extra=ids)
-            res.dead.append((self._copy(sources[job.item], job), why))
-            return
-        log.info("delivery to %s will be retried: %s", job.sink, detail, extra=ids)
+            # A sink that keeps failing is an outage, not a verdict on the alert:
+            # it is never dead-lettered, it waits (at most forward_retry_max_ms
+            # between tries) and an operator is told.
+            STUCK_DELIVERIES.labels(job.sink).inc()
+            log.error(
+                "delivery to %s still failing after %d attempts (retried until it succeeds): %s",
+                job.sink,
+                job.attempt,
+                detail,
+                extra=ids,
+            )
+        else:
+            log.info("delivery to %s will be retried: %s", job.sink, detail, extra=ids)
         delay = backoff_seconds(
             job.attempt, self.dyn.get("forward_retry_base_ms"), self.dyn.get("forward_retry_max_ms")
         )
