@@ -16,7 +16,8 @@ import requests
 
 from mutt import sample_rules
 from mutt.run import Pipeline
-from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD, Keys
+from shared.broker.keys import Keys
+from shared.broker.stages import consumed
 from shared.broker.streams import drained
 from shared.envelope import FIELD, decode
 from shared.models import TYPE_SYSLOG, TYPE_TRAP
@@ -78,7 +79,7 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     time.sleep(0.6)  # the alert workers see the new rule version within 0.5 s
     r = connect_redis(pipeline.redis_url)
     keys = Keys(pipeline.settings.namespace)
-    stages = ((keys.events, GROUP_ALERT), (keys.alerts, GROUP_FORWARD), (keys.audit, GROUP_AUDIT))
+    stages = consumed(keys)
     streams = (keys.events, keys.alerts, keys.delivered, keys.audit)
     marks = {
         s: (r.xinfo_stream(s)["last-generated-id"] if r.exists(s) else b"0-0").decode()

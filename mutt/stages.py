@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD
+from shared.broker.stages import input_stream
 from shared.context import Context
 from shared.handler import Handler
 
@@ -38,9 +39,16 @@ def _forward(ctx: Context) -> Handler:
 
 
 WORKER_STAGES: dict[str, Stage] = {
-    GROUP_ALERT: Stage(GROUP_ALERT, lambda ctx: ctx.keys.events, _alert),
-    GROUP_FORWARD: Stage(GROUP_FORWARD, lambda ctx: ctx.keys.alerts, _forward),
-    GROUP_AUDIT: Stage(GROUP_AUDIT, lambda ctx: ctx.keys.audit, _audit, max_deliveries=1_000_000),
+    GROUP_ALERT: Stage(GROUP_ALERT, lambda ctx: input_stream(ctx.keys, GROUP_ALERT), _alert),
+    GROUP_FORWARD: Stage(
+        GROUP_FORWARD, lambda ctx: input_stream(ctx.keys, GROUP_FORWARD), _forward
+    ),
+    GROUP_AUDIT: Stage(
+        GROUP_AUDIT,
+        lambda ctx: input_stream(ctx.keys, GROUP_AUDIT),
+        _audit,
+        max_deliveries=1_000_000,
+    ),
 }
 
 # functions-framework entry points: name -> (source file, target).

@@ -17,7 +17,8 @@ import redis
 
 from shared.broker import streams
 from shared.broker.heartbeat import alive_consumers
-from shared.broker.keys import GROUP_ALERT, GROUP_AUDIT, GROUP_FORWARD, Keys
+from shared.broker.keys import Keys
+from shared.broker.stages import consumed
 from shared.broker.streams import CARRIED_DELIVERIES, Settlement, dead_letter_fields
 
 CONSUMER = "janitor"
@@ -31,7 +32,7 @@ class ReclaimReport:
 
 
 def stages(keys: Keys) -> list[tuple[str, str]]:
-    return [(keys.events, GROUP_ALERT), (keys.alerts, GROUP_FORWARD), (keys.audit, GROUP_AUDIT)]
+    return consumed(keys)
 
 
 def run(
