@@ -1,4 +1,7 @@
-"""Unhandled-event fingerprints (baseline section 3, item 10: exact text never aggregated)."""
+"""Unhandled-event fingerprints.
+
+v2.5 counted exact texts, which never aggregated (docs/reference/mutt-v25.md §3, item 10).
+"""
 
 from __future__ import annotations
 
