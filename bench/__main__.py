@@ -3,10 +3,11 @@
 The benchmarks are the ``bench/*_bench.py`` modules. Each runs as its own
 process (``python -m bench.<name>``), one after the other, its table on
 stdout and its progress on stderr. Before each one the runner waits (at
-most ``--wait-idle`` seconds) for the CPUs to be 90% idle, as
-perf-limits.md's runner did. ``--quick`` asks every benchmark for its small
-size (``--quick``, or the equivalent options for rules_bench); without it
-each one runs at its default size. The exit code is non-zero when any failed
+most ``--wait-idle`` seconds) for the CPUs to be 90% idle, as the
+building-block measurements did (docs/reference/building-blocks.md §0).
+``--quick`` asks every benchmark for its small size (``--quick``, or the
+equivalent options for rules_bench); without it each one runs at its
+default size. The exit code is non-zero when any failed
 (a benchmark fails when it loses an event, for example).
 """
 

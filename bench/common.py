@@ -439,8 +439,9 @@ def cpu_idle(seconds: float = 0.5) -> float:
 def wait_idle(max_seconds: float, threshold: float = 0.9) -> float:
     """Wait (at most ``max_seconds``) until the CPUs are ``threshold`` idle; return the idle share.
 
-    perf-limits.md's runner did the same: on a shared machine, a run that
-    starts while something else is busy measures the neighbour.
+    The building-block measurements did the same (docs/reference/building-blocks.md
+    §0): on a shared machine, a run that starts while something else is busy
+    measures the neighbour.
     """
     deadline = time.monotonic() + max_seconds
     idle = cpu_idle()

@@ -1,6 +1,6 @@
 """Deterministic benchmark data: syslog and trap events, rule sets, request bodies.
 
-Messages follow perf-limits.md section 4: ~240 bytes drawn from a 4,000-word
+Messages follow docs/reference/building-blocks.md §4: ~240 bytes drawn from a 4,000-word
 vocabulary. Rules are split between 2-word ``contains`` phrases, RE2-safe
 regex templates and OID prefixes (whole arcs), 10% of them with a severity
 condition; ``hit_share`` of the events carry some rule's trigger (a phrase,
@@ -48,8 +48,8 @@ def _oid_trigger(oid: str) -> Trigger:
 
 
 def regex_rule(rng: random.Random, word: Callable[[], str]) -> tuple[str, Callable[[], str]]:
-    """One of six regex rule templates (perf-limits.md section 4) and a function making
-    text it matches; shared by every benchmark that generates rules."""
+    """One of six regex rule templates (docs/reference/building-blocks.md §4) and a function
+    making text it matches; shared by every benchmark that generates rules."""
     a, b, c = word(), word(), word()
     n = rng.randint(0, 255)
     kind = rng.randrange(6)

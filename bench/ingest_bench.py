@@ -361,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pin",
         choices=["none", "split"],
         default="none",
-        help="split: wrk on CPU 0, the server on the other CPUs (perf-limits.md 'split')",
+        help="split: wrk on CPU 0, the server on the other CPUs"
+        " (docs/reference/building-blocks.md §0)",
     )
     parser.add_argument("--connections", type=int, default=16, help="wrk -c (default 16)")
     parser.add_argument(

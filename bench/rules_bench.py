@@ -1,15 +1,15 @@
 """Events/s of the indexed ``RuleSet`` against the reference loop.
 
 Run: ``python -m bench.rules_bench [--sizes 100,1000,10000,100000]``.
-Data follows perf-limits.md section 4: ~240-byte messages from a 4,000-word
+Data follows docs/reference/building-blocks.md §4: ~240-byte messages from a 4,000-word
 vocabulary, a trap OID on every event, rules split evenly between 2-word
 contains phrases, six regex templates and OID prefixes, priorities drawn at
 random (so kinds interleave and ties happen), 10% of rules with a severity
 condition, and 10% of events carrying some rule's trigger. Each timing is
 capped (``--seconds``); the reference loop only runs up to ``--reference-max``
 rules, beyond which it prints n/a. The "filter-only" column is the same
-engine with every regex in FilteredRE2 shards (the approach of perf-limits
-section 4) instead of the literal prefilter; the default (auto) picks
+engine with every regex in FilteredRE2 shards (the approach of
+docs/reference/building-blocks.md §4) instead of the literal prefilter; the default (auto) picks
 FilteredRE2 for up to 500 regexes and the prefilter above. Answers are cross-checked; any
 mismatch makes the exit status 1. Progress goes to stderr, the table to stdout.
 """

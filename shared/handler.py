@@ -1,9 +1,10 @@
 """The one contract every function implements: events in, one outcome per event out.
 
 Both runtimes call it: the stream worker in-process, the HTTP adapter per
-request (DESIGN.md section 3). The outcome says what the transport must do:
-publish the replies and acknowledge, dead-letter (permanent failure), or
-leave the event for a later retry (transient failure).
+request (docs/architecture.md, "One handler, two runtimes"). The outcome
+says what the transport must do: publish the replies and acknowledge,
+dead-letter (permanent failure), or leave the event for a later retry
+(transient failure).
 """
 
 from __future__ import annotations

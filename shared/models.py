@@ -1,4 +1,4 @@
-"""The data carried by MUTT's CloudEvents (DESIGN.md section 2).
+"""The data carried by MUTT's CloudEvents (docs/architecture.md, "Events").
 
 These pydantic models are the contract between the stages: ingest emits
 ``Event`` (type ``io.mutt.event.accepted.v1``), alert emits ``Alert``
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# CloudEvent types (DESIGN.md section 2).
+# CloudEvent types (docs/architecture.md, "Events").
 TYPE_SYSLOG = "io.mutt.syslog.v1"
 TYPE_TRAP = "io.mutt.snmp.trap.v1"
 TYPE_GENERIC = "io.mutt.event.v1"

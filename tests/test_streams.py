@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+import pytest
 import redis
 from cloudevents.http import CloudEvent
 
@@ -228,18 +229,36 @@ def test_deferred_entries_come_back_after_their_delay(
     assert worker.stats.deferred == 20
 
 
+@pytest.mark.timeout(120)  # a worker holding the entry would block for an hour
 def test_an_entry_parked_between_two_looks_is_not_held_by_a_long_block(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
     """Promotion is looked at every 20 ms at most; a turn that skipped the look must not
-    then block for the whole worker_block_ms (8 s here) with an entry parked for 0.3 s."""
-    settings = settings.model_copy(update={"worker_block_ms": 8000})
+    then block for the whole worker_block_ms with an entry parked for 0.3 s.
+
+    The block is an hour, the client has no socket timeout (redis-py's default of 5 s
+    would end any block early) and nothing else is published, so the parked entry can
+    only come back if the worker kept its waits short while something was parked; a
+    worker that blocked for the full block would never handle it, and the test times out.
+    """
+    settings = settings.model_copy(update={"worker_block_ms": 3_600_000})
+    assert settings.redis_url
+    patient = redis.Redis.from_url(settings.redis_url, socket_timeout=None)
     publish(r, keys.events, 1)
     handler = DeferOnce()
-    worker = StreamWorker(r, keys, settings, handler, keys.events, "alert")
-    started = time.monotonic()
-    run_until(worker, lambda: len(handler.calls) >= 2, timeout=20.0)
-    assert 0.3 <= time.monotonic() - started < 4.0  # one long block would take 8 s
+    worker = StreamWorker(patient, keys, settings, handler, keys.events, "alert")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        while len(handler.calls) < 2 and thread.is_alive():
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        publish(r, keys.events, 1)  # wakes a worker blocked on XREADGROUP, so it can stop
+        thread.join(timeout=60)
+        patient.close()
+    assert handler.calls[:2] == [(0, None), (0, "2")]  # parked once, then came back
+    assert not thread.is_alive()
 
 
 def test_worker_recreates_its_group_after_redis_lost_the_stream(

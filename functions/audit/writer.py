@@ -1,7 +1,7 @@
 """The audit trail: one ``event_audit_log`` row per handled event, written per batch.
 
-pg8000's ``executemany`` costs a round trip per row (perf-limits.md §2), so a
-batch is one ``COPY`` (see ``audit_copy`` for the encoding); a batch the
+pg8000's ``executemany`` costs a round trip per row (docs/reference/building-blocks.md §2),
+so a batch is one ``COPY`` (see ``audit_copy`` for the encoding); a batch the
 primary key refuses (a redelivery) goes through a temporary table and
 ``INSERT ... ON CONFLICT DO NOTHING`` instead, so an event never writes a
 second row.

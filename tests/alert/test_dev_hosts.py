@@ -1,4 +1,7 @@
-"""Dev/prod decision: case-insensitive, short name <-> FQDN (baseline section 3, item 8)."""
+"""Dev/prod decision: case-insensitive, short name <-> FQDN.
+
+v2.5 compared host names exactly (docs/reference/mutt-v25.md §3, item 8).
+"""
 
 from __future__ import annotations
 

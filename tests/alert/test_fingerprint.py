@@ -1,9 +1,11 @@
-"""Unhandled-event fingerprints (baseline section 3, item 10: exact text never aggregated)."""
+"""Unhandled-event fingerprints.
+
+v2.5 counted exact texts, which never aggregated (docs/reference/mutt-v25.md §3, item 10).
+"""
 
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import given
@@ -70,10 +72,11 @@ def test_fingerprint_is_per_host_and_mode() -> None:
         fingerprint("r1", "x", "fuzzy")  # type: ignore[arg-type]
 
 
+# Inputs that would make a backtracking pattern run for ages: a catastrophic case never
+# finishes, so the timeout only stops a hung test; the answers are what is checked.
+@pytest.mark.timeout(60)
 def test_lone_surrogate_and_huge_messages_are_safe() -> None:
     assert len(fingerprint("r1", "bad \ud800 text")) == 40
-    started = time.perf_counter()
-    mask_message("a1" * 32768)
-    mask_message("a" * 65536)
-    mask_message(":" * 65536 + "1")
-    assert time.perf_counter() - started < 1.0
+    assert mask_message("a1" * 32768) == "<hex>"  # one 64 KiB token, past the token cache
+    assert mask_message("a" * 65536) == "a" * 65536  # no digit: left alone
+    assert mask_message(":" * 65536 + "1") == ":" * 65536 + "<n>"  # not an IPv6 address

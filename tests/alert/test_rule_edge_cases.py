@@ -1,9 +1,9 @@
-"""Baseline section 3 edge cases, table-driven, through both matchers.
+"""MUTT v2.5 rule edge cases (docs/reference/mutt-v25.md §3), table-driven, through both matchers.
 
 Every case runs through the indexed ``RuleSet`` *and* the reference loop;
 they must agree with each other and with the expected rule id.
 
-How each item of mutt-v25-baseline.md section 3 is handled:
+How each item of docs/reference/mutt-v25.md §3 is handled:
 
 1. No match -> unhandled (kept): ``None``.
 2. Several matches -> lowest priority wins (kept); ties were DB-order

@@ -100,7 +100,10 @@ def test_a_pattern_the_filter_refuses_is_rejected_everywhere(
 
 
 def test_agrees_with_reference_on_bench_data() -> None:
-    """3,000 generated rules (perf-limits mix), 300 events, every answer identical."""
+    """3,000 generated rules, 300 events, every answer identical.
+
+    The rule mix of docs/reference/building-blocks.md §4 (bench/data.py).
+    """
     generator = Generator(seed=7)
     rules, triggers = generator.rules(3000)
     events = generator.events(300, triggers)

@@ -21,7 +21,8 @@ from shared.models import (
 )
 from tests.deploy import kube
 
-# What each function emits as its reply, and what it takes (shared/models.py, DESIGN §2).
+# What each function emits as its reply, and what it takes
+# (shared/models.py, docs/architecture.md "Events").
 EMITS = {"ingest": {TYPE_ACCEPTED}, "alert": {TYPE_ALERT}, "forward": {TYPE_DELIVERED}}
 CONSUMES = {"alert": TYPE_ACCEPTED, "forward": TYPE_ALERT, "janitor": TYPE_PING}
 # The audit writer has an HTTP entry (for `mutt relay --to audit=URL`), but on

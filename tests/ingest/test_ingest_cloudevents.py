@@ -14,7 +14,9 @@ from functions.ingest.errors import InputError
 from shared.models import TYPE_GENERIC, TYPE_SYSLOG, TYPE_TRAP, Event, Severity, event_id_for
 
 RECEIVED = datetime(2025, 1, 20, 12, 0, 0, tzinfo=UTC)
-CONFORMANCE = Path("/work/shared/conformance/cloudevents/yaml")
+# The CloudEvents conformance samples (Apache-2.0, see data/README.md).
+CONFORMANCE = Path(__file__).parent / "data" / "conformance"
+CONFORMANCE_FILES = {"v03.yaml", "v03_minimum.yaml", "v1.yaml", "v1_minimum.yaml"}
 
 
 def parse(ce_type: object, data: object, **kwargs: Any) -> Event:
@@ -185,15 +187,19 @@ def test_conformance_data_under_a_mutt_type(ce_type: str, data: object, _field: 
 
 def conformance_documents() -> list[dict[str, Any]]:
     documents: list[dict[str, Any]] = []
-    for path in sorted(CONFORMANCE.glob("**/*.yaml")):
+    for path in sorted(CONFORMANCE.glob("*.yaml")):
         documents.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
     return documents
 
 
-@pytest.mark.skipif(not CONFORMANCE.exists(), reason="shared conformance files not present")
 def test_conformance_files_match_the_cases_above() -> None:
+    assert {p.name for p in CONFORMANCE.glob("*.yaml")} == CONFORMANCE_FILES
     documents = conformance_documents()
-    assert documents
+    # six minimal samples per version, one full event in v0.3, the same in two modes in v1.0
+    assert len(documents) == 15
+    assert {d["ContextAttributes"]["type"] for d in documents} == {
+        ce_type for ce_type, _, _ in CONFORMANCE_CASES
+    }
     for document in documents:
         context = document["ContextAttributes"]
         with pytest.raises(InputError) as caught:

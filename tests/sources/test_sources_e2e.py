@@ -545,12 +545,15 @@ def test_an_unreachable_ingest_loses_only_after_the_grace_period(pipeline: Pipel
             timeout=10,
         )
         proc.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        _, err = proc.communicate(timeout=15)
+        signalled = time.monotonic()
+        # It must end by itself once the grace period is over (the timeout only stops a
+        # hung test), saying what it gave up.
+        _, err = proc.communicate(timeout=60)
+        ended = time.monotonic()
     finally:
         stop(proc)
     assert proc.returncode == 0
-    assert time.monotonic() - started < 5  # grace 1 s + one request timeout
+    assert ended - signalled >= 1.0  # it kept trying for the whole grace period first
     text = err.decode()
     assert "Connection refused" in text
     assert "3 events were still waiting for ingest after the 1s grace period: lost" in text

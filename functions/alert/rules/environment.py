@@ -1,7 +1,7 @@
 """Prod or dev: which handling column of a rule applies to a host.
 
-v2.5 compared hostnames exactly and case-sensitively (baseline section 3,
-edge case 8), so ``router1`` in the list did not make
+v2.5 compared hostnames exactly and case-sensitively (docs/reference/mutt-v25.md §3,
+item 8), so ``router1`` in the list did not make
 ``Router1.dc.example.com`` a dev host. Here names are compared lower-cased,
 without a trailing dot, and a short name (first label) matches an FQDN in
 either direction. Two different FQDNs never match each other, and IP

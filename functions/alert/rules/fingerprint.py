@@ -1,7 +1,7 @@
 """Fingerprints that group unhandled events for the unhandled counter.
 
 v2.5 counted per (host, exact message), so ``port 1 down`` and
-``port 2 down`` never added up (baseline section 3, edge case 10). The
+``port 2 down`` never added up (docs/reference/mutt-v25.md §3, item 10). The
 ``masked`` mode replaces the variable parts (numbers, IPv4/IPv6 and MAC
 addresses, UUIDs, hex ids, interface names) by placeholders first, so one
 noisy message template counts as one. ``exact`` keeps the v2.5 behaviour.

@@ -1,8 +1,8 @@
 """Numeric dotted OIDs: one normal form and whole-arc prefix tests.
 
 v2.5 compared OIDs with ``str.startswith``, so ``1.3.6.1.4.1.9`` matched
-``1.3.6.1.4.1.99`` and ``.1.3`` never matched ``1.3`` (baseline section 3,
-edge case 5). Here every OID is reduced to arcs without leading dots and a
+``1.3.6.1.4.1.99`` and ``.1.3`` never matched ``1.3`` (docs/reference/mutt-v25.md §3,
+item 5). Here every OID is reduced to arcs without leading dots and a
 prefix must end on an arc boundary.
 """
 

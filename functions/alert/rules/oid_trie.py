@@ -1,7 +1,7 @@
 """OID prefix index: a trie of nested dicts, one lookup per event arc.
 
 Cost per event is the depth of the event OID, whatever the number of
-oid_prefix rules (perf-limits section 4: about 1 µs at 10k prefixes).
+oid_prefix rules (docs/reference/building-blocks.md §4: about 1 µs at 10k prefixes).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The one way rule regexes are compiled and fed text (google-re2).
 
 RE2 runs in linear time, so no operator-written pattern can stall a worker
-(perf-limits section 4: ``(a+)+$`` takes seconds in ``re``, microseconds in
-RE2). Both the reference loop and the indexed engine go through this module,
+(docs/reference/building-blocks.md §4: ``(a+)+$`` takes seconds in ``re``,
+microseconds in RE2). Both the reference loop and the indexed engine go through this module,
 so they can only differ in indexing, never in regex dialect or options.
 """
 

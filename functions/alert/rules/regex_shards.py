@@ -12,7 +12,7 @@ run on every event). ``Match`` returns exact matches, not just potentials.
 
 Shards: the binding compiles its atom set with RE2's default 8 MiB budget
 and cannot be told otherwise, so one Filter of 10k patterns fails to
-compile (perf-limits section 4). Patterns are cut into shards of at most
+compile (docs/reference/building-blocks.md §4). Patterns are cut into shards of at most
 ``shard_size`` in rank order; a shard that still fails is halved. Rank
 order also lets ``best`` stop at the first shard that cannot beat the
 current bound, and at the first shard that yields a match.
