@@ -33,9 +33,9 @@ FILE_EXCEPTIONS: dict[str, str] = {
 # Single lines that must stay, each with its reason: (path, the exact line, stripped).
 LINE_EXCEPTIONS: dict[tuple[str, bytes], str] = {
     (
-        "shared/db/migrations/0001_initial.sql",
+        "mutt/db/migrations/0001_initial.sql",
         b"-- MUTT data model (DESIGN.md section 4): rules, reference data, audit trails.",
-    ): "shared/db/migrate.py checksums each migration's full text, comments included, and "
+    ): "mutt/db/migrate.py checksums each migration's full text, comments included, and "
     "refuses to run once an applied migration changed; the same facts are in "
     "docs/architecture.md ('Data (PostgreSQL)').",
 }
