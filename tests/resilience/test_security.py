@@ -170,7 +170,7 @@ ALLOWED: dict[tuple[str, str], Allowed] = {
     ),
     # A fixed column list and WHERE clauses chosen from fixed text; every value is a
     # bound parameter (:since, :host, ...).
-    ("mutt/commands/audit.py", "query_events"): Allowed(
+    ("functions/audit/query.py", "query_events"): Allowed(
         1,
         frozenset({"', '.join(_EVENT_COLUMNS)", "' AND '.join(where)"}),
         "fixed columns and clauses",
