@@ -172,7 +172,7 @@ ALLOWED: dict[tuple[str, str], Allowed] = {
     # bound parameter (:since, :host, ...).
     ("functions/audit/query.py", "query_events"): Allowed(
         1,
-        frozenset({"', '.join(_EVENT_COLUMNS)", "' AND '.join(where)"}),
+        frozenset({"', '.join(COLUMNS)", "' AND '.join(where)"}),
         "fixed columns and clauses",
     ),
     ("mutt/commands/audit.py", "query_config"): Allowed(
