@@ -2,10 +2,11 @@
 
 Tasks: ``reclaim`` (work stuck on dead consumers), ``partitions`` (created
 ahead, strays moved out of DEFAULT), ``retention`` (old partitions, old
-config audit, processed stream entries), ``replay`` (transient forward dead
-letters once their sink is healthy). Each task is idempotent and runs under
-its own Redis lock, so two janitors started together never double-act; a
-task that finds the lock taken reports ``skipped``. The run's report is the
+config audit, processed stream entries), ``replay`` (dead letters an outage
+left behind, once their sink's breaker is not open; ``replay.py``). Each
+task is idempotent and runs under its own Redis lock, so two janitors started
+together never double-act; a task that finds the lock taken reports
+``skipped``. The run's report is the
 reply CloudEvent (``io.mutt.janitor.completed.v1``).
 """
 
@@ -15,16 +16,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from cloudevents.http import CloudEvent
 from pydantic import BaseModel, ValidationError
 
-from functions.forward.sinks.base import Sink
-from functions.janitor import partitions, reclaim, retention
+from functions.janitor import partitions, reclaim, replay, retention
 from functions.janitor.lock import task_lock
+from shared.broker.stages import consumed
 from shared.context import Context
 from shared.handler import Outcome
 from shared.metrics import AUDIT_DEFAULT_ROWS, AUDIT_PARTITIONS_AHEAD, JANITOR_TASKS
@@ -51,7 +52,6 @@ class JanitorHandler:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._sinks: Mapping[str, Sink] | None = None  # built once: sinks hold files/sessions
 
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -131,21 +131,11 @@ class JanitorHandler:
         conn = self.ctx.pg()
         retention.audit(conn, s.audit_retention_days, s.audit_retention_mode, report)
         retention.config_audit(conn, s.config_audit_retention_days, report)
-        keys = self.ctx.keys
-        streams = [keys.events, keys.alerts, keys.audit]
+        streams = [stream for stream, _ in consumed(self.ctx.keys)]
         retention.trim_streams(
             self.ctx.redis, streams, s.stream_keep_minutes, int(time.time() * 1000), report
         )
         return report
 
     def _replay(self) -> object:
-        from functions.forward.config import build, default_config, load_config
-        from functions.forward.replay import replay
-
-        if self._sinks is None:
-            s = self.ctx.settings
-            config = (
-                load_config(s.forward_config) if s.forward_config else default_config(s.sink_path)
-            )
-            self._sinks, _ = build(config, self.ctx.secrets)
-        return replay(self.ctx.redis, self.ctx.keys, self._sinks)
+        return replay.run(self.ctx.redis, self.ctx.keys)

@@ -58,6 +58,10 @@ class Keys:
     def heartbeat_pattern(self, group: str) -> str:
         return f"{self.namespace}:hb:{group}:*"
 
+    def breaker(self, sink: str) -> str:
+        """The circuit breaker hash of one sink (forward writes it; status, janitor read)."""
+        return f"{self.base}:breaker:{sink}"
+
     def unhandled_window(self, host: str, bucket: int) -> str:
         """Unhandled counts of one host in one window (fingerprint -> count).
 

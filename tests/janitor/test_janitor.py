@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pg8000.native
 import pytest
@@ -171,11 +172,9 @@ def test_replay_moves_transient_dead_letters_back_once_the_sink_is_healthy(
 
     from shared.envelope import decode
 
-    def dead(i: int, reason: bytes) -> dict[bytes, bytes]:
+    def dead(i: int, reason: bytes, sink: str = "file") -> dict[bytes, bytes]:
         ce = alert_event(i)
-        aimed = CloudEvent(
-            {**ce.get_attributes(), "muttsinks": "file", "muttattempt": "10"}, ce.data
-        )
+        aimed = CloudEvent({**ce.get_attributes(), "muttsinks": sink, "muttattempt": "10"}, ce.data)
         return {FIELD: encode(aimed), b"dlq_reason": reason}
 
     r.xadd(keys.dlq("forward"), dead(1, b"gave up after 10 attempts at file: 503"))
@@ -188,6 +187,59 @@ def test_replay_moves_transient_dead_letters_back_once_the_sink_is_healthy(
     replayed = decode(fields[FIELD])
     assert replayed.get("muttsinks") == "file"
     assert replayed.get("muttattempt") is None  # a fresh attempt budget
+
+    # A sink whose breaker is open keeps its dead letters until it is not.
+    r.hset(keys.breaker("pagerduty"), "state", "open")
+    r.xadd(
+        keys.dlq("forward"), dead(3, b"gave up after 10 attempts at pagerduty: 503", "pagerduty")
+    )
+    report = JanitorHandler(ctx).run("replay")
+    assert report.results["replay"]["waiting"] == {"pagerduty": 1}
+    assert report.results["replay"]["replayed"] == {}
+    r.hset(keys.breaker("pagerduty"), "state", "closed")
+    report = JanitorHandler(ctx).run("replay")
+    assert report.results["replay"]["replayed"] == {"pagerduty": 1}, report
+
+
+def test_replays_at_once_publish_each_dead_letter_once(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    """The janitor and an operator replaying together: the race-free script decides."""
+    from shared.broker.dlq import Selection, replay
+
+    for i in range(300):
+        r.xadd(keys.dlq("forward"), {FIELD: encode(alert_event(i)), b"dlq_reason": b"x"})
+    barrier = threading.Barrier(4)
+    results = []
+
+    def run() -> None:
+        client = redis.Redis.from_url(str(settings.redis_url))
+        barrier.wait()
+        results.append(replay(client, keys, Selection(stages=("forward",))))
+        client.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(x.replayed for x in results) == 300
+    assert r.xlen(keys.alerts) == 300  # each once, never twice
+    assert r.xlen(keys.dlq("forward")) == 0
+
+
+def test_the_janitor_builds_no_sink_and_imports_nothing_of_forward() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "functions" / "janitor"
+    imported = set()
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert not [m for m in imported if m.startswith("functions.forward")]
 
 
 def test_concurrent_janitors_do_not_double_act(
