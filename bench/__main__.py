@@ -46,6 +46,7 @@ def discover() -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or os.environ.get("BENCH_PROG")  # `mutt bench` runs this as a child
     parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all, see --list)")
     parser.add_argument("--quick", action="store_true", help="small sizes, each < ~20 s")

@@ -3,13 +3,17 @@
 The benchmarks live beside the code in a source checkout, not in the
 installed package (they need ``wrk``, the test factories and a scratch
 namespace), so this command finds the checkout the ``mutt`` package was
-installed from (``pip install -e .``) and runs its runner with the words
-after ``bench`` unchanged.
+installed from (``pip install -e .``) and runs its runner, ``python -m bench``,
+as a child process with the words after ``bench`` unchanged. The product
+never imports ``bench/`` (ADR 0007): development tooling stays out of the
+processes that run in production.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,18 +35,16 @@ def checkout_root() -> Path | None:
 
 
 def run_bench(argv: Sequence[str]) -> int:
-    """Run ``bench/__main__.py``'s ``main`` with ``argv``."""
+    """``python -m bench ARGV`` from the checkout; its exit code."""
     root = checkout_root()
     if root is None:
         raise ConfigError(
             "mutt bench runs from a source checkout (git clone, then pip install -e '.[test]'):"
             " this installation has no bench/ folder"
         )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from bench.__main__ import main
-
-    return main(list(argv), prog="mutt bench")
+    env = {**os.environ, "BENCH_PROG": "mutt bench"}
+    argv = [sys.executable, "-m", "bench", *argv]
+    return subprocess.run(argv, check=False, cwd=root, env=env).returncode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
