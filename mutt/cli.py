@@ -19,6 +19,7 @@ from shared.config import Settings, load_settings
 from shared.errors import MuttError, PortInUseError
 
 if TYPE_CHECKING:
+    from mutt.runtime.relay import Target
     from mutt.runtime.worker import StreamWorker
     from shared.context import Context
 
@@ -98,8 +99,37 @@ def _serve_health(ctx: Context, workers: list[StreamWorker], handlers: list[obje
         raise PortInUseError(f"cannot serve health on port {port}: {exc.strerror}") from None
 
 
+def parse_targets(to: list[str], modes: list[str]) -> list[Target]:
+    """``--to STAGE=URL`` and ``--mode STAGE=batch|single`` as targets, or one clear error."""
+    from mutt.runtime.relay import Target
+    from mutt.stages import WORKER_STAGES
+
+    chosen: dict[str, str] = {}
+    for item in modes:
+        stage_name, sep, mode = item.partition("=")
+        if not sep or stage_name not in WORKER_STAGES or mode not in ("batch", "single"):
+            raise MuttError(f"--mode {item!r}: expected STAGE=batch or STAGE=single")
+        chosen[stage_name] = mode
+    targets = []
+    for item in to:
+        stage_name, sep, url = item.partition("=")
+        if (
+            not sep
+            or stage_name not in WORKER_STAGES
+            or not url.startswith(("http://", "https://"))
+        ):
+            raise MuttError(
+                f"--to {item!r}: expected STAGE=URL with STAGE one of {sorted(WORKER_STAGES)}"
+            )
+        mode = chosen.pop(stage_name, "batch")
+        targets.append(Target(stage_name, url, "single" if mode == "single" else "batch"))
+    if chosen:
+        raise MuttError(f"--mode for {', '.join(chosen)} without a --to for it")
+    return targets
+
+
 def cmd_relay(args: argparse.Namespace) -> int:
-    """Feed scale-to-zero functions from the streams (one thread per target)."""
+    """Feed scale-to-zero functions from the streams: a window of requests per target."""
     import threading
 
     from mutt.runtime.relay import RelayHandler
@@ -111,35 +141,48 @@ def cmd_relay(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging("relay", settings.log_level, settings.log_format)
     settings.require_urls()
+    targets = parse_targets(args.to, args.mode or [])
     ctx = Context(settings)
     ctx.redis.ping()
+    stop = threading.Event()
+    window = args.window or settings.relay_window
+    # An unreachable or overloaded function is never the entries' fault: they are
+    # retried (with backoff) however often, and only an event's own verdict DLQs it.
+    relay_settings = settings.model_copy(
+        update={"max_deliveries": 2**31, "worker_batch_size": settings.relay_batch_size}
+    )
     workers = []
     handlers: list[object] = []
-    for target in args.to:
-        stage_name, sep, url = target.partition("=")
-        if (
-            not sep
-            or stage_name not in WORKER_STAGES
-            or not url.startswith(("http://", "https://"))
-        ):
-            raise MuttError(
-                f"--to {target!r}: expected STAGE=URL with STAGE one of {sorted(WORKER_STAGES)}"
-            )
-        stage = WORKER_STAGES[stage_name]
-        handler = RelayHandler(stage.name, url, timeout=args.timeout)
+    for target in targets:
+        stage = WORKER_STAGES[target.stage]
+        handler = RelayHandler(target, timeout=args.timeout, stop=stop)
         handlers.append(handler)
-        workers.append(
-            StreamWorker(ctx.redis, ctx.keys, settings, handler, stage.stream(ctx), stage.name)
-        )
+        per_request = settings.relay_batch_size if target.mode == "batch" else 1
+        for _ in range(window):
+            workers.append(
+                StreamWorker(
+                    ctx.redis,
+                    ctx.keys,
+                    relay_settings.model_copy(update={"worker_batch_size": per_request}),
+                    handler,
+                    stage.stream(ctx),
+                    stage.name,
+                )
+            )
+        log_line = f"relay: {target.stage} -> {target.url} ({target.mode}, {window} in flight)"
+        print(log_line, file=sys.stderr, flush=True)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
         for w in workers:
             w.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     _serve_health(ctx, workers, handlers)
-    threads = [threading.Thread(target=w.run, name=f"relay-{w.group}") for w in workers]
+    threads = [
+        threading.Thread(target=w.run, name=f"relay-{w.group}-{n}") for n, w in enumerate(workers)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -311,7 +354,19 @@ def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParse
         metavar="STAGE=URL",
         help="a stage (alert, forward) and the URL of its function; repeatable",
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout per delivery, seconds")
+    p.add_argument(
+        "--mode",
+        action="append",
+        metavar="STAGE=batch|single",
+        help="batch (default: MUTT's own functions, many entries per POST) or single"
+        " (a foreign target or a Broker: one binary-mode CloudEvent per POST); repeatable",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        help="requests in flight per stage (default MUTT_RELAY_WINDOW, 8)",
+    )
+    p.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout per request, seconds")
     p.set_defaults(func=cmd_relay)
 
     p = sub.add_parser(

@@ -82,6 +82,18 @@ class Settings(BaseModel):
         default=5.0, gt=0, description="a transient failure is retried after this long"
     )
     max_deliveries: int = Field(default=5, ge=1, le=1000, description="then the entry is DLQ'd")
+    relay_window: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="requests the relay keeps in flight per stage (Knative scales on them)",
+    )
+    relay_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="entries per request to MUTT's own functions (foreign targets: one)",
+    )
 
     secrets_dir: Path | None = Field(
         default=None, description="directory of mounted secret files (Kubernetes / Knative secrets)"

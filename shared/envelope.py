@@ -88,6 +88,11 @@ def decode(raw: bytes) -> CloudEvent:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError(f"entry is not JSON: {exc}") from None
+    return from_doc(doc)
+
+
+def from_doc(doc: object) -> CloudEvent:
+    """The CloudEvent of an already parsed structured-mode document (a batch element)."""
     if not isinstance(doc, dict):
         raise EnvelopeError("entry is not a JSON object")
     missing = [name for name in REQUIRED if not isinstance(doc.get(name), str) or not doc[name]]

@@ -19,12 +19,13 @@ import redis
 from cloudevents.exceptions import GenericException
 from cloudevents.http import from_http, to_binary
 
+from shared.batch_protocol import BATCH, OUTCOMES, ProtocolError, decode_batch, encode_outcomes
 from shared.broker.schedule import now_ms
 from shared.broker.streams import Entry, Settlement, dead_letter_fields, settle
 from shared.context import Context, get_context
 from shared.envelope import FIELD, encode
 from shared.handler import Handler, Outcome
-from shared.metrics import render
+from shared.metrics import HTTP_IN_FLIGHT, render
 from shared.models import INTERNAL_TYPES
 from shared.readiness import Probe, is_ok, readiness
 
@@ -99,12 +100,23 @@ def cloudevent_function(
             return ops
         if request.method != "POST" or request.path != "/":
             return json_response({"error": f"no route for {request.method} {request.path}"}, 404)
+        if handler is None:
+            handler = make_handler(get_context())
+        gauge = HTTP_IN_FLIGHT.labels(handler.stage)
+        gauge.inc()
+        try:
+            if (request.content_type or "").startswith(BATCH):
+                return _batch(handler, request)
+            return _single(handler, request)
+        finally:
+            gauge.dec()
+
+    def _single(handler: Handler, request: flask.Request) -> flask.Response:
+        """One binary-mode CloudEvent, answered as Knative (and a Broker) expects."""
         try:
             event = from_http(dict(request.headers), request.get_data())
         except GenericException as exc:
             return json_response({"error": f"not a CloudEvent: {exc}"}, 400)
-        if handler is None:
-            handler = make_handler(get_context())
         outcome = handler.handle([event])[0]
         if outcome.status == "ok" and input_stream is not None:
             ctx = get_context()
@@ -128,3 +140,27 @@ def cloudevent_function(
         return flask.Response(batch, 200, {"Content-Type": "application/cloudevents-batch+json"})
 
     return view
+
+
+def _batch(handler: Handler, request: flask.Request) -> flask.Response:
+    """A batch from the relay: one outcome per event back, nothing applied here.
+
+    See ``shared.batch_protocol``: the relay settles replies, parked copies,
+    dead letters and the acknowledgement in one transaction.
+    """
+    try:
+        items = decode_batch(request.get_data())
+    except ProtocolError as exc:
+        return json_response({"error": str(exc)}, 400)
+    events = [item for item in items if not isinstance(item, str)]
+    try:
+        results = handler.handle(events) if events else []
+    except Exception as exc:  # an outage or a bug: the relay backs off and retries
+        log.exception("handler %s failed on a batch of %d", handler.stage, len(events))
+        return json_response({"error": f"handler error: {exc}"}, 503, {"Retry-After": "1"})
+    if len(results) != len(events):
+        why = f"handler {handler.stage} returned {len(results)} outcomes for {len(events)} events"
+        return json_response({"error": why}, 500)
+    handled = iter(results)
+    outcomes = [Outcome.reject(item) if isinstance(item, str) else next(handled) for item in items]
+    return flask.Response(encode_outcomes(outcomes), 200, {"Content-Type": OUTCOMES})

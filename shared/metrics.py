@@ -85,6 +85,26 @@ ALERTMANAGER_RESOLUTIONS = Counter(
     ["outcome"],
 )
 
+# HTTP functions (Knative's autoscaler scales on what this shows)
+HTTP_IN_FLIGHT = Gauge(
+    "mutt_http_requests_in_flight",
+    "requests a function is handling now (what Knative's queue-proxy reports)",
+    ["function"],
+    multiprocess_mode="livesum",
+)
+
+# the relay (mutt relay)
+RELAY_REQUESTS = Counter(
+    "mutt_relay_requests_total",
+    "relay POSTs by answer: HTTP status, unreachable, invalid",
+    ["stage", "status"],
+)
+RELAY_BACKOFF = Counter(
+    "mutt_relay_backoffs_total",
+    "times the relay backed off a target (unreachable, 5xx, 429): entries retried, never DLQ'd",
+    ["stage"],
+)
+
 # forward
 DELIVERIES = Counter("mutt_deliveries_total", "delivery attempts by result", ["sink", "outcome"])
 DELIVERY_SECONDS = Histogram(

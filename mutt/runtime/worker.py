@@ -250,18 +250,22 @@ class StreamWorker:
         plan = Settlement()
         events: list[CloudEvent] = []
         held: list[Entry] = []
+        raw = getattr(self.handler, "handle_entries", None)  # the relay: entries unparsed
         for entry in entries:
             if entry.total_deliveries > self.settings.max_deliveries:
                 self._dead_letter(
                     plan, entry, f"delivered {entry.total_deliveries} times without success"
                 )
                 continue
+            if raw is not None:
+                held.append(entry)
+                continue
             try:
                 events.append(decode(entry.fields.get(FIELD, b"")))
                 held.append(entry)
             except EnvelopeError as exc:
                 self._dead_letter(plan, entry, f"undecodable entry: {exc}")
-        outcomes = self._handle(events)
+        outcomes = self._handle(events) if raw is None else self._handle_raw(raw, held)
         for entry, outcome in zip(held, outcomes, strict=True):
             if outcome.status == "ok":
                 self._publish_replies(plan, outcome.replies)
@@ -306,6 +310,21 @@ class StreamWorker:
         if len(outcomes) != len(events):
             stage, got = self.handler.stage, len(outcomes)
             raise RuntimeError(f"handler {stage} returned {got} outcomes for {len(events)} events")
+        return outcomes
+
+    def _handle_raw(
+        self, raw: Callable[[list[Entry]], list[Outcome]], entries: list[Entry]
+    ) -> list[Outcome]:
+        if not entries:
+            return []
+        try:
+            outcomes = raw(entries)
+        except Exception as exc:  # a relay bug must not kill the loop: retried later
+            log.exception("relay %s failed on a batch of %d", self.handler.stage, len(entries))
+            return [Outcome.retry(f"relay error: {exc}")] * len(entries)
+        if len(outcomes) != len(entries):
+            stage, got = self.handler.stage, len(outcomes)
+            raise RuntimeError(f"relay {stage} returned {got} outcomes for {len(entries)} entries")
         return outcomes
 
     def _dead_letter(
