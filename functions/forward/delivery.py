@@ -155,7 +155,7 @@ class Deliverer:
         self.rate_limits = dict(rate_limits or {})
 
     def marker(self, sink: str, alert: Alert) -> str:
-        return f"{self.keys.base}:delivered:{sink}:{alert.alert_id}"
+        return self.keys.delivered_marker(sink, str(alert.alert_id))
 
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
         results = [Result() for _ in events]
@@ -221,7 +221,7 @@ class Deliverer:
         limit = self.rate_limits.get(sink, self.dyn.get("forward_rate_limit"))
         return _Call(
             _GATE,
-            [f"{self.keys.base}:breaker:{sink}", f"{self.keys.base}:rl:sink:{sink}", *markers],
+            [self.keys.breaker(sink), self.keys.sink_rate_limit(sink), *markers],
             [cooldown, max(30_000, cooldown), limit, self.dyn.get("forward_rate_window_ms")],
             sink,
         )
@@ -336,7 +336,7 @@ class Deliverer:
             return None
         return _Call(
             _FINISH,
-            [f"{self.keys.base}:breaker:{sink_name}", *delivered_markers],
+            [self.keys.breaker(sink_name), *delivered_markers],
             ["".join(outcomes), threshold, MARKER_TTL_SECONDS],
             sink_name,
         )

@@ -64,7 +64,7 @@ def replay(
             report.permanent += 1
             continue
         if sink_name not in healthy:
-            breaker = CircuitBreaker(r, f"{keys.base}:breaker:{sink_name}", BreakerSettings())
+            breaker = CircuitBreaker(r, keys.breaker(sink_name), BreakerSettings())
             healthy[sink_name] = breaker.state() == "closed" and _healthy(sinks[sink_name])
         if not healthy[sink_name]:
             report.waiting[sink_name] = report.waiting.get(sink_name, 0) + 1

@@ -105,8 +105,8 @@ class Admitter:
                         TYPE_ACCEPTED, SOURCE, e, id=event_id, time=now, **current_extensions()
                     )
                 )
-        keys = [f"{self.keys.base}:rl:ingest", self.keys.events]
-        keys += [f"{self.keys.base}:dedup:{event_id}" for event_id in ids]
+        keys = [self.keys.ingest_rate_limit, self.keys.events]
+        keys += [self.keys.dedup(event_id) for event_id in ids]
         args: list[Any] = [
             self.dyn.get("ingest_rate_limit"),
             self.dyn.get("ingest_rate_window_ms"),

@@ -14,12 +14,9 @@ from importlib import resources
 
 import redis
 
+from shared.broker.keys import schedule_keys
+
 _PROMOTE = resources.files("shared.broker").joinpath("promote.lua").read_text()
-
-
-def schedule_keys(stream: str) -> tuple[str, str]:
-    """The ZSET of due times and the HASH of bodies for ``stream`` (same hash tag)."""
-    return f"{stream}:scheduled", f"{stream}:scheduled:body"
 
 
 def now_ms() -> int:

@@ -33,12 +33,12 @@ import redis
 from functions.alert.correlation import alertmanager
 from functions.alert.correlation.config import CorrelationDoc, parse_correlation
 from functions.alert.correlation.flapping import flapping_alert, flapping_resolved
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.correlation.pairing import ClearMatch, PairIndex, default_key, resolve_alert
 from functions.alert.correlation.silences import Silence, SilenceBook, decode_silences
 from functions.alert.correlation.storm import bucket_of, scope_of, storm_alert, summary_due
 from functions.alert.correlation.timers import Timer
 from functions.alert.rules import Rule
+from shared.broker.keys import CorrelationKeys
 from shared.dynconfig import DynamicConfig
 from shared.metrics import ALERTMANAGER_RESOLUTIONS, CORRELATION
 from shared.models import Alert, Event, Severity
