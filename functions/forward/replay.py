@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from cloudevents.http import CloudEvent
 
-from functions.forward.breaker import BreakerSettings, CircuitBreaker
+from functions.forward import breaker
 from functions.forward.delivery import EXT_ATTEMPT, EXT_SINKS
 from functions.forward.sinks.base import Sink
 from shared.broker.keys import Keys
@@ -64,8 +64,8 @@ def replay(
             report.permanent += 1
             continue
         if sink_name not in healthy:
-            breaker = CircuitBreaker(r, keys.breaker(sink_name), BreakerSettings())
-            healthy[sink_name] = breaker.state() == "closed" and _healthy(sinks[sink_name])
+            closed = breaker.state(r, keys, sink_name) == "closed"
+            healthy[sink_name] = closed and _healthy(sinks[sink_name])
         if not healthy[sink_name]:
             report.waiting[sink_name] = report.waiting.get(sink_name, 0) + 1
             continue

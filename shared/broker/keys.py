@@ -17,11 +17,11 @@ family (<ns> = the namespace)          type    tag            owner (the only wr
 <ns>:{p}:delivered|dlq:<stage>                                named by the group consumes
 <stream>:scheduled, <stream>:...:body  zset,   the stream's   shared/broker/ (the settle parks,
                                        hash                   schedule.Promoter promotes)
-<ns>:{p}:rl:ingest                     hash    {p}            functions/ingest/
-<ns>:{p}:dedup:<event id>              string  {p}            functions/ingest/
-<ns>:{p}:breaker:<sink>                hash    {p}            functions/forward/
-<ns>:{p}:rl:sink:<sink>                hash    {p}            functions/forward/
-<ns>:{p}:delivered:<sink>:<alert id>   string  {p}            functions/forward/
+<ns>:{p}:rl:ingest                     hash    {p}            functions/ingest/admission.py
+<ns>:{p}:dedup:<event id>              string  {p}            functions/ingest/admission.py
+<ns>:{p}:breaker:<sink>                hash    {p}            functions/forward/breaker.py
+<ns>:{p}:rl:sink:<sink>                hash    {p}            functions/forward/breaker.py
+<ns>:{p}:delivered:<sink>:<alert id>   string  {p}            functions/forward/breaker.py
 <ns>:{unhandled}:<host>:<bucket>,      hash,   {unhandled}    functions/alert/unhandled.py
 <ns>:{unhandled}!top|samples:<bucket>  zset
 <ns>:{corr}:k:<dedup key>,             hash    {corr}         functions/alert/correlation/
@@ -32,7 +32,7 @@ family (<ns> = the namespace)          type    tag            owner (the only wr
 <ns>:rules:literals:<fingerprint>      hash    none           functions/alert/literal_cache.py
 <ns>:config                            hash    none           shared/dynconfig.py
 <ns>:hb:<group>:<consumer>             string  none           shared/broker/heartbeat.py
-<ns>:janitor:lock:<task>               string  none           functions/janitor/
+<ns>:janitor:lock:<task>               string  none           functions/janitor/lock.py
 
 Why each tag (the method of each family says it again):
 
