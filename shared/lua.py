@@ -6,13 +6,19 @@ worker's CPU in a profile, for the unhandled counter alone). Here a
 pipeline carries ``EVALSHA`` only; a ``NOSCRIPT`` answer (Redis restarted or
 its script cache was flushed) loads the script and runs that one call again,
 which is safe because a script that was not found did not run.
+
+Every script is ``.lua`` files, never Lua text inside Python: a script that
+needs a library (``shared/sliding_window.lua``, ``functions/forward/breaker.lua``)
+is made by ``LuaScript.from_files`` from the library's file followed by its
+own, the one way production and tests alike build it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from importlib import resources
+from typing import Any, NamedTuple
 
 import redis
 
@@ -27,9 +33,39 @@ class LuaScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
+    @classmethod
+    def from_files(cls, *paths: str) -> LuaScript:
+        """The files, in order, as one script: libraries first, the script's own body last.
+
+        A path is relative to the repository root (``functions/forward/gate.lua``)
+        and read as a resource of the package it lies in, so it is found in an
+        installed wheel as in a checkout.
+        """
+        if not paths:
+            raise ValueError("a script needs at least one file")
+        return cls("\n".join(_read(path) for path in paths))
+
     def run(self, r: redis.Redis, keys: Keys, args: Args) -> Any:
         """One call, one round trip (two when Redis has to be given the script first)."""
         return run_all(r, [(self, keys, args)])[0]
+
+
+def _read(path: str) -> str:
+    folder, _, name = path.rpartition("/")
+    if not folder or not name.endswith(".lua"):
+        raise ValueError(f"{path!r} is not a .lua file inside a package")
+    return resources.files(folder.replace("/", ".")).joinpath(name).read_text()
+
+
+class Call(NamedTuple):
+    """One script call, ready for ``run_all`` (or ``run`` alone)."""
+
+    script: LuaScript
+    keys: Keys
+    args: Args
+
+    def run(self, r: redis.Redis) -> Any:
+        return self.script.run(r, self.keys, self.args)
 
 
 def run_all(r: redis.Redis, calls: Sequence[tuple[LuaScript, Keys, Args]]) -> list[Any]:

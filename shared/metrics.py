@@ -27,8 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.broker.keys import Keys
-from shared.broker.schedule import schedule_keys
+from shared.broker.keys import Keys, schedule_keys
 from shared.broker.stages import CONSUMING_STAGES, consumed
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

@@ -5,8 +5,10 @@
 -- declares every key it touches (Redis Cluster safe). Server time is used,
 -- so all instances share one clock.
 --
--- This file defines a function; scripts that need it are this text
--- followed by their own body (see shared/ratelimit.py).
+-- This file defines a function; scripts that need it are this file
+-- followed by their own (LuaScript.from_files in shared/lua.py): ingest's
+-- admit.lua (all or nothing per request) and forward's gate.lua (what is
+-- available, per sink). A limit of 0 means no limit: they skip the call.
 --
 -- returns granted, retry_after_ms
 local function sliding_window(key, limit, window, want, all_or_nothing)

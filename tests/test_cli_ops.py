@@ -20,8 +20,7 @@ import redis
 
 from functions.alert.cache import bump_version
 from functions.forward.delivery import EXT_ATTEMPT, EXT_SINKS
-from shared.broker.keys import Keys
-from shared.broker.schedule import schedule_keys
+from shared.broker.keys import Keys, schedule_keys
 from shared.broker.streams import Entry, dead_letter_fields, ensure_group
 from shared.config import Settings
 from shared.dynconfig import KNOBS, DynamicConfig

@@ -21,6 +21,7 @@ import redis
 from functions.alert.literal_cache import LiteralAnalyses
 from functions.alert.rules import DevHosts, RuleSet
 from functions.alert.store import load_dev_hosts, load_rules, load_teams
+from shared.broker.keys import Keys
 from shared.metrics import RULES_LOADED, RULES_RELOAD_FAILURES, RULES_RELOAD_SECONDS, RULES_VERSION
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Snapshot:
 
 
 def version_key(namespace: str) -> str:
-    return f"{namespace}:rules:version"
+    return Keys(namespace).rules_version
 
 
 def bump_version(r: redis.Redis, namespace: str) -> int:

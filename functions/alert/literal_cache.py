@@ -26,6 +26,7 @@ import orjson
 import redis
 
 from functions.alert.rules.literals import MAX_REQUIREMENTS, MIN_LITERAL, required_literals
+from shared.broker.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _fingerprint() -> str:
 
 
 def cache_key(namespace: str) -> str:
-    return f"{namespace}:rules:literals:{_fingerprint()}"
+    return Keys(namespace).rule_literals(_fingerprint())
 
 
 def _decode(raw: bytes | str | None) -> Requirements | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis
@@ -26,7 +25,7 @@ from shared.broker.keys import Keys
 from shared.lua import LuaScript
 from shared.models import Event
 
-_SCRIPT = LuaScript(resources.files("functions.alert").joinpath("unhandled.lua").read_text())
+_SCRIPT = LuaScript.from_files("functions/alert/unhandled.lua")
 
 
 @dataclass(frozen=True)

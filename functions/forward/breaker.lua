@@ -4,9 +4,9 @@
 -- original did a read-modify-write from Python and let all traffic through
 -- when half-open).
 --
--- This file defines functions; scripts that need them are this text followed
--- by their own body (breaker.py's dispatch, gate.lua, finish.lua), as with
--- shared/sliding_window.lua.
+-- This file defines functions; scripts that need them are this file followed
+-- by their own (gate.lua, finish.lua; LuaScript.from_files in shared/lua.py),
+-- as with shared/sliding_window.lua.
 --
 -- The hash: state (closed|open|half_open), failures, opened_at (ms),
 -- probe_until (ms). ``now`` is the server's clock in ms (breaker_now()).

@@ -1,83 +1,124 @@
-"""A circuit breaker per sink, shared by all forward instances (Redis + Lua).
+"""Before and after one sink's sends: delivered markers, the circuit breaker, the rate limit.
 
-Closed: everything goes through; ``threshold`` consecutive failures open it.
-Open: nothing goes through for ``cooldown``; alerts are parked, not failed,
-so an outage burns no retries. Half-open: exactly one probe at a time; its
-success closes the breaker, its failure re-opens it.
+The breaker of a sink is shared by all forward instances (one Redis hash,
+``breaker.lua``). Closed: everything goes through; ``threshold``
+consecutive failures open it. Open: nothing goes through for ``cooldown``;
+alerts are parked, not failed, so an outage burns no retries. Half-open:
+exactly one probe at a time (a probe that never reports expires after
+``probe_timeout``); its success closes the breaker, its failure re-opens it.
+The sink's rate limit is global too (``shared/sliding_window.lua``) and
+grants what is available (partial, unlike ingest's all or nothing).
+
+Each step is one script call the delivery engine queues (``gate`` right
+before a sink's sends, ``finish`` right after) so that it can pipeline one
+sink's finish with the next sink's gate; ``gated`` and ``finished`` read
+the replies. These functions are the only way the scripts are called, by
+the engine and by the tests alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
+from typing import Any
 
 import redis
 
-BREAKER_LUA = resources.files("functions.forward").joinpath("breaker.lua").read_text()
-_SCRIPT = (
-    BREAKER_LUA
-    + """
-local now = breaker_now()
-if ARGV[1] == "admit" then
-  local admitted, state, retry_after = breaker_admit(
-    KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
-  return {admitted, state, retry_after}
-end
-local state, failures = breaker_record(KEYS[1], now, ARGV[2], tonumber(ARGV[3]))
-return {state, failures}
-"""
+from shared.broker.keys import Keys
+from shared.lua import Call, LuaScript
+
+GATE = LuaScript.from_files(
+    "shared/sliding_window.lua", "functions/forward/breaker.lua", "functions/forward/gate.lua"
 )
-
-STATES = {"closed": 0, "half_open": 1, "open": 2}
+FINISH = LuaScript.from_files("functions/forward/breaker.lua", "functions/forward/finish.lua")
+MARKER_TTL_SECONDS = 7 * 86_400
 
 
 @dataclass(frozen=True)
-class Admission:
-    """How many deliveries may go now, and when to ask again."""
+class Limits:
+    """The live settings a gate runs with (``forward_*`` and ``breaker_*`` knobs)."""
 
+    cooldown_ms: int
+    probe_timeout_ms: int
+    rate_limit: int  # permits per window; 0 = no limit
+    rate_window_ms: int
+
+
+@dataclass(frozen=True)
+class Gated:
+    """What of a sink's jobs may go now.
+
+    ``done`` has one flag per alert id given to ``gate``: ``True`` when the
+    sink accepted it before (a redelivered entry: not sent again).
+    ``admitted`` (by the breaker) and ``granted`` (by the rate limit, out of
+    ``admitted``) count the others, in order; both 0 when none is left.
+    """
+
+    done: tuple[bool, ...]
     admitted: int
-    state: str
-    retry_after_ms: int
+    state: str  # the breaker's, "" when nothing was left to admit
+    breaker_wait_ms: int
+    granted: int
+    limit_wait_ms: int
 
 
 @dataclass(frozen=True)
-class BreakerSettings:
-    threshold: int = 5
-    cooldown_ms: int = 30_000
-    probe_timeout_ms: int = 30_000
+class Finished:
+    """The breaker after the outcomes were recorded (``state`` "" when there were none)."""
+
+    state: str
+    failures: int
 
 
-class CircuitBreaker:
-    """The breaker of one sink, stored in the hash ``key``."""
+def gate(keys: Keys, sink: str, alert_ids: Sequence[str], limits: Limits) -> Call:
+    """The check before sending ``alert_ids`` (distinct) to ``sink``: markers, breaker, limit."""
+    return Call(
+        GATE,
+        [
+            keys.breaker(sink),
+            keys.sink_rate_limit(sink),
+            *(keys.delivered_marker(sink, a) for a in alert_ids),
+        ],
+        [limits.cooldown_ms, limits.probe_timeout_ms, limits.rate_limit, limits.rate_window_ms],
+    )
 
-    def __init__(self, r: redis.Redis, key: str, settings: BreakerSettings) -> None:
-        self.key = key
-        self.settings = settings
-        self._r = r
-        self._script = r.register_script(_SCRIPT)
 
-    def admit(self, wanted: int) -> Admission:
-        """Up to ``wanted`` when closed, one probe when half-open, none when open."""
-        s = self.settings
-        admitted, state, retry_after = self._script(
-            keys=[self.key], args=["admit", wanted, s.cooldown_ms, s.probe_timeout_ms]
-        )
-        return Admission(int(admitted), _text(state), int(retry_after))
+def gated(reply: Any) -> Gated:
+    admitted, state, breaker_wait, granted, limit_wait, done = reply
+    return Gated(
+        done=tuple(flag == "1" for flag in _text(done)),
+        admitted=int(admitted),
+        state=_text(state),
+        breaker_wait_ms=int(breaker_wait),
+        granted=int(granted),
+        limit_wait_ms=int(limit_wait),
+    )
 
-    def record(self, successes: Sequence[bool]) -> str:
-        """Report results in the order they happened; returns the new state."""
-        if not successes:
-            return self.state()
-        results = "".join("S" if ok else "F" for ok in successes)
-        state, _failures = self._script(
-            keys=[self.key], args=["record", results, self.settings.threshold]
-        )
-        return _text(state)
 
-    def state(self) -> str:
-        raw = self._r.hget(self.key, "state")
-        return _text(raw) if raw else "closed"
+def finish(
+    keys: Keys, sink: str, delivered: Sequence[str], outcomes: Sequence[bool], threshold: int
+) -> Call:
+    """After the sends: markers of the ``delivered`` alert ids, then the breaker's record.
+
+    ``outcomes`` are the sends' successes in the order they happened (a
+    vendor's refusal is a success for the breaker: the sink is up).
+    """
+    return Call(
+        FINISH,
+        [keys.breaker(sink), *(keys.delivered_marker(sink, a) for a in delivered)],
+        ["".join("S" if ok else "F" for ok in outcomes), threshold, MARKER_TTL_SECONDS],
+    )
+
+
+def finished(reply: Any) -> Finished:
+    state, failures = reply
+    return Finished(_text(state), int(failures))
+
+
+def state(r: redis.Redis, keys: Keys, sink: str) -> str:
+    """The sink's breaker state now: ``closed``, ``open`` or ``half_open``."""
+    raw = r.hget(keys.breaker(sink), "state")
+    return _text(raw) if raw else "closed"
 
 
 def _text(value: object) -> str:

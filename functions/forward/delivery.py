@@ -12,12 +12,12 @@ Redis round trips. Each sink's share of a batch costs two calls, and the
 second rides with the next sink's first, so a batch makes ``sinks + 1``
 round trips here (the worker adds its read, promote and settle):
 
-- *gate* (``gate.lua``): markers checked, breaker admit, rate-limit permits,
-  in one atomic script, right before the sink's sends;
-- *finish* (``finish.lua``): the markers of what the sink accepted are set
-  and the breaker records the outcomes, in one atomic script, right after
-  the sink's sends -- pipelined with the next sink's gate, or sent alone
-  after the last sink.
+- *gate* (``breaker.gate``, ``gate.lua``): markers checked, breaker admit,
+  rate-limit permits, in one atomic script, right before the sink's sends;
+- *finish* (``breaker.finish``, ``finish.lua``): the markers of what the
+  sink accepted are set and the breaker records the outcomes, in one atomic
+  script, right after the sink's sends -- pipelined with the next sink's
+  gate, or sent alone after the last sink.
 
 Both are ``EVALSHA`` in a plain pipeline (``shared.lua``; redis-py's ``Script`` objects
 would add a ``SCRIPT EXISTS`` round trip to every pipeline); a ``NOSCRIPT``
@@ -51,14 +51,13 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
 import redis
 from cloudevents.http import CloudEvent
 from pydantic import ValidationError
 
-from functions.forward.breaker import BREAKER_LUA
+from functions.forward import breaker
 from functions.forward.routing import Router
 from functions.forward.sinks.base import SendResult, Sink
 from shared.broker.keys import Keys
@@ -66,7 +65,7 @@ from shared.dynconfig import DynamicConfig
 from shared.envelope import make_event
 from shared.failpoints import failpoint
 from shared.handler import Outcome
-from shared.lua import LuaScript, run_all
+from shared.lua import Call, run_all
 from shared.metrics import (
     ALERT_DELIVERY_LATENCY,
     BREAKER_STATE,
@@ -77,7 +76,6 @@ from shared.metrics import (
     STUCK_DELIVERIES,
 )
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery
-from shared.ratelimit import SLIDING_WINDOW_LUA
 from shared.tracing import context_from, span
 
 log = logging.getLogger(__name__)
@@ -85,28 +83,16 @@ log = logging.getLogger(__name__)
 SOURCE = "/mutt/forward"
 EXT_SINKS = "muttsinks"
 EXT_ATTEMPT = "muttattempt"
-MARKER_TTL_SECONDS = 7 * 86_400
 MIN_PARK_SECONDS = 0.05
-
-_HERE = resources.files("functions.forward")
-
-
-_GATE = LuaScript(SLIDING_WINDOW_LUA + BREAKER_LUA + _HERE.joinpath("gate.lua").read_text())
-_FINISH = LuaScript(BREAKER_LUA + _HERE.joinpath("finish.lua").read_text())
 
 
 @dataclass(frozen=True)
 class _Call:
-    """One script call, queued in a pipeline."""
+    """One script call queued in a pipeline, and whether it is ``sink``'s finish."""
 
-    script: LuaScript
-    keys: list[str]
-    args: list[str | int]
-    sink: str = ""
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    call: Call
+    sink: str
+    finish: bool = False
 
 
 @dataclass
@@ -156,7 +142,7 @@ class Deliverer:
         self.rate_limits = dict(rate_limits or {})
 
     def marker(self, sink: str, alert: Alert) -> str:
-        return f"{self.keys.base}:delivered:{sink}:{alert.alert_id}"
+        return self.keys.delivered_marker(sink, str(alert.alert_id))
 
     def handle(self, events: Sequence[CloudEvent]) -> list[Outcome]:
         results = [Result() for _ in events]
@@ -209,22 +195,21 @@ class Deliverer:
 
         A finish in ``calls`` also updates its sink's breaker gauge.
         """
-        replies = run_all(self.r, [(call.script, call.keys, call.args) for call in calls])
-        for n, call in enumerate(calls):
-            if call.script is _FINISH:
-                state = _text(replies[n][0])
+        replies = run_all(self.r, [queued.call for queued in calls])
+        for queued, reply in zip(calls, replies, strict=True):
+            if queued.finish:
+                state = breaker.finished(reply).state
                 if state:
-                    BREAKER_STATE.labels(call.sink).set(BREAKER_VALUES.get(state, 0))
+                    BREAKER_STATE.labels(queued.sink).set(BREAKER_VALUES.get(state, 0))
         return replies
 
-    def _gate(self, sink: str, markers: list[str]) -> _Call:
+    def _limits(self, sink: str) -> breaker.Limits:
         cooldown = self.dyn.get("breaker_cooldown_ms")
-        limit = self.rate_limits.get(sink, self.dyn.get("forward_rate_limit"))
-        return _Call(
-            _GATE,
-            [f"{self.keys.base}:breaker:{sink}", f"{self.keys.base}:rl:sink:{sink}", *markers],
-            [cooldown, max(30_000, cooldown), limit, self.dyn.get("forward_rate_window_ms")],
-            sink,
+        return breaker.Limits(
+            cooldown_ms=cooldown,
+            probe_timeout_ms=max(30_000, cooldown),
+            rate_limit=self.rate_limits.get(sink, self.dyn.get("forward_rate_limit")),
+            rate_window_ms=self.dyn.get("forward_rate_window_ms"),
         )
 
     def _deliver_group(
@@ -277,26 +262,26 @@ class Deliverer:
         finish: _Call | None,
     ) -> list[Job]:
         """The jobs that may be sent now; duplicates reported, the rest parked."""
-        gate = self._gate(sink_name, [self.marker(sink_name, job.alert) for job in group])
-        reply = self._run([finish, gate] if finish is not None else [gate])[-1]
-        admitted_n, state, breaker_wait, granted_n, limit_wait, done = reply
+        ids = [str(job.alert.alert_id) for job in group]
+        gate = _Call(breaker.gate(self.keys, sink_name, ids, self._limits(sink_name)), sink_name)
+        g = breaker.gated(self._run([finish, gate] if finish is not None else [gate])[-1])
         fresh: list[Job] = []
-        for job, flag in zip(group, _text(done), strict=True):
-            if flag == "1":  # delivered before: a redelivered entry
+        for job, done in zip(group, g.done, strict=True):
+            if done:  # delivered before: a redelivered entry
                 results[job.item].reports.append(self._report(job, "duplicate", 0.0))
             else:
                 fresh.append(job)
         if not fresh:
             return []
-        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(_text(state), 0))
-        admitted, blocked = fresh[: int(admitted_n)], fresh[int(admitted_n) :]
+        BREAKER_STATE.labels(sink_name).set(BREAKER_VALUES.get(g.state, 0))
+        admitted, blocked = fresh[: g.admitted], fresh[g.admitted :]
         if blocked:
             DEFERRALS.labels(sink_name, "breaker").inc(len(blocked))
-        self._park(blocked, int(breaker_wait) / 1000, sources, results, same_attempt=True)
-        go, wait = admitted[: int(granted_n)], admitted[int(granted_n) :]
+        self._park(blocked, g.breaker_wait_ms / 1000, sources, results, same_attempt=True)
+        go, wait = admitted[: g.granted], admitted[g.granted :]
         if wait:
             DEFERRALS.labels(sink_name, "rate_limit").inc(len(wait))
-        self._park(wait, int(limit_wait) / 1000, sources, results, same_attempt=True)
+        self._park(wait, g.limit_wait_ms / 1000, sources, results, same_attempt=True)
         return go
 
     def _send(
@@ -308,8 +293,8 @@ class Deliverer:
         results: list[Result],
     ) -> _Call | None:
         """Send in order; returns the finish (markers + breaker record) to run next."""
-        outcomes: list[str] = []
-        delivered_markers: list[str] = []
+        outcomes: list[bool] = []
+        delivered: list[str] = []
         threshold = self.dyn.get("breaker_threshold")
         consecutive = 0
         for n, job in enumerate(go):
@@ -326,21 +311,17 @@ class Deliverer:
             latency = time.perf_counter() - started
             DELIVERIES.labels(sink_name, result.outcome).inc()
             DELIVERY_SECONDS.labels(sink_name).observe(latency)
-            outcomes.append("F" if result.outcome == "retry" else "S")
+            outcomes.append(result.outcome != "retry")
             consecutive = 0 if result.outcome != "retry" else consecutive + 1
-            self._settle_job(job, result, latency, sources, results, delivered_markers)
+            self._settle_job(job, result, latency, sources, results, delivered)
             failpoint("forward.after_deliver")
         flush = getattr(sink, "flush", None)
         if callable(flush):
             flush()
         if not outcomes:
             return None
-        return _Call(
-            _FINISH,
-            [f"{self.keys.base}:breaker:{sink_name}", *delivered_markers],
-            ["".join(outcomes), threshold, MARKER_TTL_SECONDS],
-            sink_name,
-        )
+        finish = breaker.finish(self.keys, sink_name, delivered, outcomes, threshold)
+        return _Call(finish, sink_name, finish=True)
 
     def _settle_job(
         self,
@@ -349,11 +330,11 @@ class Deliverer:
         latency: float,
         sources: list[CloudEvent],
         results: list[Result],
-        markers: list[str],
+        delivered: list[str],
     ) -> None:
         res = results[job.item]
         if result.outcome == "delivered":
-            markers.append(self.marker(job.sink, job.alert))
+            delivered.append(str(job.alert.alert_id))
             if not result.duplicate:  # a repeat is not a delivery: its first time was
                 since = time.time() - job.alert.event.received_at.timestamp()
                 ALERT_DELIVERY_LATENCY.labels(job.sink).observe(max(0.0, since))

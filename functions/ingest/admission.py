@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis
@@ -22,11 +21,11 @@ import redis
 from shared.broker.keys import GROUP_ALERT, Keys
 from shared.dynconfig import DynamicConfig
 from shared.envelope import encode_new
+from shared.lua import LuaScript
 from shared.models import TYPE_ACCEPTED, Event, utcnow
-from shared.ratelimit import SLIDING_WINDOW_LUA
 from shared.tracing import current_extensions, span
 
-_SCRIPT = SLIDING_WINDOW_LUA + resources.files("functions.ingest").joinpath("admit.lua").read_text()
+ADMIT = LuaScript.from_files("shared/sliding_window.lua", "functions/ingest/admit.lua")
 SOURCE = "/mutt/ingest"
 BACKLOG_SAMPLE_SECONDS = 0.25
 
@@ -46,7 +45,6 @@ class Admitter:
         self.r = r
         self.keys = keys
         self.dyn = dyn
-        self._script = r.register_script(_SCRIPT)
         self._backlog = 0
         self._sampled_at = -1e9
         self._lock = threading.Lock()
@@ -105,15 +103,15 @@ class Admitter:
                         TYPE_ACCEPTED, SOURCE, e, id=event_id, time=now, **current_extensions()
                     )
                 )
-        keys = [f"{self.keys.base}:rl:ingest", self.keys.events]
-        keys += [f"{self.keys.base}:dedup:{event_id}" for event_id in ids]
+        keys = [self.keys.ingest_rate_limit, self.keys.events]
+        keys += [self.keys.dedup(event_id) for event_id in ids]
         args: list[Any] = [
             self.dyn.get("ingest_rate_limit"),
             self.dyn.get("ingest_rate_window_ms"),
             self.dyn.get("dedup_window_seconds"),
             *bodies,
         ]
-        reply = self._script(keys=keys, args=args)
+        reply = ADMIT.run(self.r, keys, args)
         if int(reply[0]) == 1:
             return Admission(True, retry_after_ms=int(reply[1]))
         return Admission(

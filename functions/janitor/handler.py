@@ -74,7 +74,7 @@ class JanitorHandler:
     def run(self, task: str) -> JanitorReport:
         report = JanitorReport(task=task)
         for name in TASKS if task == "all" else (task,):
-            key = f"{self.ctx.settings.namespace}:janitor:lock:{name}"
+            key = self.ctx.keys.janitor_lock(name)
             with task_lock(self.ctx.redis, key, self.ctx.settings.janitor_lock_seconds) as held:
                 if not held:
                     JANITOR_TASKS.labels(name, "skipped").inc()

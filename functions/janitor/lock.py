@@ -12,10 +12,9 @@ from contextlib import contextmanager
 
 import redis
 
-_RELEASE = """
-if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
-return 0
-"""
+from shared.lua import LuaScript
+
+_RELEASE = LuaScript.from_files("functions/janitor/release.lua")
 
 
 @contextmanager
@@ -27,4 +26,4 @@ def task_lock(r: redis.Redis, key: str, ttl_seconds: int) -> Iterator[bool]:
         yield held
     finally:
         if held:
-            r.eval(_RELEASE, 1, key, token)
+            _RELEASE.run(r, [key], [token])

@@ -29,7 +29,6 @@ from functions.alert.correlation.config import (
     parse_correlation,
     store_doc,
 )
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.correlation.silences import load_silences
 from mutt.commands.common import (
     ConfigChange,
@@ -46,6 +45,7 @@ from mutt.commands.common import (
     say,
     write_config_audit,
 )
+from shared.broker.keys import CorrelationKeys
 from shared.dynconfig import DynamicConfig
 
 TABLE = "correlation_pairs"

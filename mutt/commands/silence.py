@@ -21,7 +21,6 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.correlation.silences import (
     RuleRef,
     Silence,
@@ -46,6 +45,7 @@ from mutt.commands.common import (
     shorten,
     write_config_audit,
 )
+from shared.broker.keys import CorrelationKeys
 
 TABLE = "silences"
 

@@ -31,8 +31,7 @@ from mutt.commands.common import (
     render_table,
     stream_id_ms,
 )
-from shared.broker.keys import Keys
-from shared.broker.schedule import schedule_keys
+from shared.broker.keys import Keys, schedule_keys
 from shared.context import Context
 from shared.dynconfig import DynamicConfig
 
@@ -60,7 +59,7 @@ def stream_status(r: redis.Redis, keys: Keys, stream: str, now_ms: int) -> dict[
     parked = int(r.zcard(zset))
     first: Any = r.zrange(zset, 0, 0, withscores=True)
     info: dict[str, Any] = {
-        "name": stream.removeprefix(keys.base + ":"),
+        "name": keys.relative(stream),
         "key": stream,
         "length": int(r.xlen(stream)),
         "parked": parked,
@@ -118,16 +117,15 @@ def _lag(r: redis.Redis, stream: str, last_delivered: str) -> int | None:
 
 def breaker_status(r: redis.Redis, keys: Keys, now_ms: int) -> list[dict[str, Any]]:
     """Every sink's circuit breaker found under ``<base>:breaker:*``."""
-    prefix = f"{keys.base}:breaker:"
     found = []
-    for raw_key in r.scan_iter(match=prefix + "*", count=1000):
+    for raw_key in r.scan_iter(match=keys.breaker_pattern(), count=1000):
         key = _text(raw_key)
         fields = {_text(k): _text(v) for k, v in r.hgetall(key).items()}
         opened = int(fields.get("opened_at", "0") or 0)
         state = fields.get("state", "closed")
         found.append(
             {
-                "sink": key.removeprefix(prefix),
+                "sink": keys.breaker_sink(key),
                 "state": state,
                 "failures": int(fields.get("failures", "0") or 0),
                 "opened_seconds_ago": (

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -39,7 +38,7 @@ EXT_ATTEMPT = "muttattempt"  # forward's attempt counter (functions.forward.deli
 PAGE = 500
 PROGRESS_EVERY = 1000
 
-_REPLAY = LuaScript(resources.files("shared.broker").joinpath("dlq_replay.lua").read_text())
+_REPLAY = LuaScript.from_files("shared/broker/dlq_replay.lua")
 _ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
 
 

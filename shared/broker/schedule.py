@@ -10,16 +10,13 @@ script, so nothing blocks the entries behind and nothing is lost.
 from __future__ import annotations
 
 import time
-from importlib import resources
 
 import redis
 
-_PROMOTE = resources.files("shared.broker").joinpath("promote.lua").read_text()
+from shared.broker.keys import schedule_keys
+from shared.lua import LuaScript
 
-
-def schedule_keys(stream: str) -> tuple[str, str]:
-    """The ZSET of due times and the HASH of bodies for ``stream`` (same hash tag)."""
-    return f"{stream}:scheduled", f"{stream}:scheduled:body"
+_PROMOTE = LuaScript.from_files("shared/broker/promote.lua")
 
 
 def now_ms() -> int:
@@ -33,12 +30,12 @@ class Promoter:
         self.stream = stream
         self.zset, self.bodies = schedule_keys(stream)
         self.batch = batch
-        self._script = r.register_script(_PROMOTE)
+        self._r = r
 
     def promote(self) -> tuple[int, int]:
         """Move what is due now; return (moved, still scheduled)."""
-        moved, left = self._script(
-            keys=[self.zset, self.bodies, self.stream], args=[now_ms(), self.batch]
+        moved, left = _PROMOTE.run(
+            self._r, [self.zset, self.bodies, self.stream], [now_ms(), self.batch]
         )
         return int(moved), int(left)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from shared.broker.schedule import schedule_keys
+from shared.broker.keys import schedule_keys
 from shared.models import utcnow
 
 Fields = dict[bytes, bytes]

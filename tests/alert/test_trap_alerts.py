@@ -23,10 +23,9 @@ from flask.testing import FlaskClient
 from functions.alert.build import make_alert_handler
 from functions.alert.catalog import insert_catalog, parse_catalog
 from functions.alert.correlation.config import parse_correlation, store_doc
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.handler import AlertHandler
 from functions.ingest import app as ingest_app
-from shared.broker.keys import Keys
+from shared.broker.keys import CorrelationKeys, Keys
 from shared.context import Context, set_context
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, decode

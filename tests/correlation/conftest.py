@@ -22,9 +22,9 @@ from functions.alert.cache import RuleCache
 from functions.alert.catalog import insert_catalog, parse_catalog
 from functions.alert.correlation import TYPE_TIMER, Correlator
 from functions.alert.correlation.config import parse_correlation, store_doc
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.handler import AlertHandler
 from functions.alert.unhandled import UnhandledCounter
+from shared.broker.keys import CorrelationKeys
 from shared.config import Settings
 from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig

@@ -10,7 +10,7 @@ import pytest
 import redis
 from cloudevents.http import CloudEvent
 
-from functions.forward import delivery
+from functions.forward import breaker
 from functions.forward.delivery import Deliverer
 from functions.forward.routing import Route, RouteMatch, Router
 from functions.forward.sinks.base import SendResult
@@ -104,8 +104,8 @@ def test_scripts_unknown_to_redis_are_loaded(
 ) -> None:
     """After a Redis restart the scripts are gone: NOSCRIPT loads them, nothing is lost."""
     salt = f"\n-- {uuid.uuid4()}\n"  # a source Redis has never seen (no SCRIPT FLUSH needed)
-    monkeypatch.setattr(delivery, "_GATE", LuaScript(delivery._GATE.source + salt))
-    monkeypatch.setattr(delivery, "_FINISH", LuaScript(delivery._FINISH.source + salt))
+    monkeypatch.setattr(breaker, "GATE", LuaScript(breaker.GATE.source + salt))
+    monkeypatch.setattr(breaker, "FINISH", LuaScript(breaker.FINISH.source + salt))
     sink = Scripted("s")
     deliverer, _ = engine(r, keys, [sink])
     deliverer.handle([alert_event(i) for i in range(3)])

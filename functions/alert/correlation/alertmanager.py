@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.alert.correlation.keys import bounded
+from functions.alert.correlation.dedup_keys import bounded
 from shared.models import Event
 
 SOURCE_TYPE = "alertmanager"  # what ingest's Alertmanager route sets

@@ -24,8 +24,8 @@ import re2
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.rules.regex import compile_regex, error_text
+from shared.broker.keys import CorrelationKeys
 
 INSTANCE_GROUP = "instance"
 INSTANCE_MODES = ("masked", "none")

@@ -1,6 +1,6 @@
 -- One batch of correlation, atomically and in event order. This driver runs after
 -- dedup_window.lua, pairing.lua, flapping.lua and storm.lua (concatenated before it;
--- ms() is defined first by the loader).
+-- ms() comes first, from ms.lua).
 --
 -- KEYS[2i-1]   item i's state hash (for a storm timer: its window hash)
 -- KEYS[2i]     item i's host storm window (triggers; others repeat KEYS[2i-1])

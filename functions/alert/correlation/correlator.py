@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -33,26 +32,26 @@ import redis
 from functions.alert.correlation import alertmanager
 from functions.alert.correlation.config import CorrelationDoc, parse_correlation
 from functions.alert.correlation.flapping import flapping_alert, flapping_resolved
-from functions.alert.correlation.keys import CorrelationKeys
 from functions.alert.correlation.pairing import ClearMatch, PairIndex, default_key, resolve_alert
 from functions.alert.correlation.silences import Silence, SilenceBook, decode_silences
 from functions.alert.correlation.storm import bucket_of, scope_of, storm_alert, summary_due
 from functions.alert.correlation.timers import Timer
 from functions.alert.rules import Rule
+from shared.broker.keys import CorrelationKeys
 from shared.dynconfig import DynamicConfig
+from shared.lua import LuaScript
 from shared.metrics import ALERTMANAGER_RESOLUTIONS, CORRELATION
 from shared.models import Alert, Event, Severity
 
 log = logging.getLogger(__name__)
 
-_LUA = ("dedup_window.lua", "pairing.lua", "flapping.lua", "storm.lua", "correlate.lua")
-_PRELUDE = "local function ms(x) return string.format('%.0f', x) end\n"
-
-
-def script_text() -> str:
-    """The batch script: each idea's functions, then the driver."""
-    folder = resources.files("functions.alert.correlation")
-    return _PRELUDE + "\n".join(folder.joinpath(name).read_text() for name in _LUA)
+# The batch script: a helper, each idea's functions, then the driver.
+SCRIPT = LuaScript.from_files(
+    *(
+        f"functions/alert/correlation/{name}.lua"
+        for name in ("ms", "dedup_window", "pairing", "flapping", "storm", "correlate")
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,6 @@ class Correlator:
         self.default_team = default_team
         self.clock = clock
         self._r = r  # None: correlation off (no pairs, silences, windows or caps)
-        self._script = r.register_script(script_text()) if r is not None else None
         self._refresh_seconds = refresh_seconds
         self._loaded_at = -1e9
         self._lock = threading.Lock()
@@ -184,7 +182,7 @@ class Correlator:
 
     def run(self, items: Sequence[_Item], knobs: Knobs, now_ms: int) -> list[Any]:
         """The batch script over ``items``: one round trip."""
-        if self._script is None:  # off: only timers parked while it was on get here
+        if self._r is None:  # off: only timers parked while it was on get here
             return [[b"gone"] for _ in items]
         keys: list[str] = []
         args: list[str | int] = [
@@ -201,7 +199,7 @@ class Correlator:
             keys += [item.key, item.storm_key or item.key]
             args += [item.op, item.id, item.json, item.severity, 1 if item.paired else 0]
         keys.append(self.keys.storm_global(bucket_of(now_ms)))
-        answers: list[Any] = self._script(keys=keys, args=args)
+        answers: list[Any] = SCRIPT.run(self._r, keys, args)
         return answers
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from functions.alert.correlation.keys import CorrelationKeys
+from shared.broker.keys import CorrelationKeys
 
 
 def repeats(r: redis.Redis, keys: CorrelationKeys, dedup_key: str) -> int:

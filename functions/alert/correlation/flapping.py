@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from functions.alert.correlation.keys import bounded
+from functions.alert.correlation.dedup_keys import bounded
 from shared.models import Alert
 
 

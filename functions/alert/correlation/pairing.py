@@ -23,7 +23,7 @@ from typing import Any
 import re2
 
 from functions.alert.correlation.config import CorrelationDoc, PairSpec, compile_instance
-from functions.alert.correlation.keys import bounded
+from functions.alert.correlation.dedup_keys import bounded
 from functions.alert.rules.fingerprint import identifiers
 from functions.alert.rules.regex import regex_options, regex_text
 from shared.models import Alert, Event, alert_id_for

@@ -32,7 +32,7 @@ import redis
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from functions.alert.correlation.keys import CorrelationKeys
+from shared.broker.keys import CorrelationKeys
 from shared.models import Alert
 
 log = logging.getLogger(__name__)
