@@ -320,7 +320,7 @@ def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParse
         epilog="example:\n  mutt serve ingest --port 8080",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("function", choices=["ingest", "alert", "forward", "janitor"])
+    p.add_argument("function", choices=["ingest", "alert", "forward", "janitor", "admin"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)

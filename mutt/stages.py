@@ -49,4 +49,5 @@ HTTP_FUNCTIONS: dict[str, str] = {
     "alert": "functions/alert/main.py",
     "forward": "functions/forward/main.py",
     "janitor": "functions/janitor/main.py",
+    "admin": "functions/admin/main.py",
 }

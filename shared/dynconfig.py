@@ -105,6 +105,11 @@ KNOBS: dict[str, Knob] = {
     "pair_open_days": Knob(
         7, _int_range(1, 90), "how long an open paired alert is remembered waiting for its clear"
     ),
+    "admin_auth_failures_per_minute": Knob(
+        20,
+        _int_range(0, 1_000_000),
+        "failed admin API logins per client and minute before 429 (0 = off)",
+    ),
     "audit_unhandled": Knob(
         0, _int_range(0, 1), "1 = audit unmatched events too, so rule backtests can see them"
     ),

@@ -195,8 +195,8 @@ def check_rule_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     """
     fields = {k: v for k, v in entry.items() if k not in ("id", "description")}
     description = entry.get("description")
-    if description is not None and not isinstance(description, str):
-        raise RuleError("new", [("description", "must be text")])
+    if description is not None and (not isinstance(description, str) or "\x00" in description):
+        raise RuleError("new", [("description", "must be text without NUL characters")])
     rule = validate_rule({"id": -1, **fields}, where="new", ignore_unknown=False)
     for err in RuleSet.compile([rule]).rejected:
         raise RuleError("new", list(err.problems))
