@@ -21,7 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from functions.admin import routing
 from functions.admin.errors import ApiError
-from functions.admin.keys import KeyRing, principal
+from functions.admin.keys import ApiKey, KeyRing, principal
 from functions.admin.limiter import FailureLimiter, client_of
 from functions.admin.routing import Call, Route
 from functions.admin.session import (
@@ -111,31 +111,43 @@ def _presented_key(request: flask.Request) -> str | None:
     return None
 
 
-def _authenticate(call: Call) -> None:
-    """Fill ``call.principal`` (and ``call.session``) or raise 401 / 429."""
-    request, ctx = call.request, call.ctx
+def _limited(call: Call) -> tuple[FailureLimiter, str]:
+    """The limiter and this client; 429 while the client is over its failure budget."""
     limiter = _state["limiter"]
     assert isinstance(limiter, FailureLimiter)
+    request = call.request
     client = client_of(request.remote_addr, request.headers.get("X-Forwarded-For"))
-    limit = ctx.dynamic.get("admin_auth_failures_per_minute")
-    wait = limiter.retry_after(client, limit)
+    wait = limiter.retry_after(client, call.ctx.dynamic.get("admin_auth_failures_per_minute"))
     if wait is not None:
         raise ApiError(
             429,
             f"too many failed logins from {client}; retry in {wait} s",
             headers={"Retry-After": str(wait)},
         )
+    return limiter, client
+
+
+def check_key(call: Call, presented: str) -> ApiKey:
+    """The key presented (a header, the login form); 401 and a counted failure if none matches."""
+    limiter, client = _limited(call)
+    key = _keyring(call.ctx).authenticate(presented)
+    if key is None:
+        limiter.failed(client)
+        raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
+    return key
+
+
+def _authenticate(call: Call) -> None:
+    """Fill ``call.principal`` (and ``call.session``) or raise 401 / 429."""
+    request, ctx = call.request, call.ctx
     ring = _keyring(ctx)
     presented = _presented_key(request)
     if presented is not None:
-        key = ring.authenticate(presented)
-        if key is None:
-            limiter.failed(client)
-            raise ApiError(401, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
-        call.principal = principal(key)
+        call.principal = principal(check_key(call, presented))
         return
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
+        limiter, client = _limited(call)
         session = read_session(ring, cookie)
         if session is None:
             limiter.failed(client)

@@ -39,6 +39,7 @@ AUTH_RESPONSES = {
     429: "too many failed logins from this client",
 }
 COMMON_RESPONSES = {
+    400: "a parameter or field is invalid (the answer names it)",
     503: "Redis or PostgreSQL is unavailable",
     404: "no such route",
     405: "method not allowed",

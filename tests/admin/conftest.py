@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pg8000.native
 import pytest
@@ -96,3 +101,44 @@ def apg(admin: Admin) -> Iterator[pg8000.native.Connection]:
     conn = connect_pg(admin.settings.database_url, admin.settings.database_schema)
     yield conn
     conn.close()
+
+
+@dataclass
+class Run:
+    """A ``mutt run`` on the embedded default, with its generated admin key."""
+
+    data_dir: Path
+    ingest_url: str
+    admin_url: str
+    key: str
+    output: Path
+
+
+@pytest.fixture(scope="module")
+def mutt_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    base = Path(tempfile.mkdtemp(prefix="mutt-a-"))  # short: Unix sockets live under it
+    data = base / "d"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUTT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    port, admin_port = free_port(), free_port()
+    output = tmp_path_factory.mktemp("run") / "mutt-run.log"
+    with output.open("wb") as log:
+        proc = subprocess.Popen(
+            mutt(
+                "run", "--port", str(port), "--admin-port", str(admin_port), "--data-dir", str(data)
+            ),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{admin_port}/healthz", proc, timeout=120)
+        deadline = time.monotonic() + 60
+        while "admin console" not in output.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        key = (data / "admin-api-key").read_text().strip()
+        yield Run(data, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", key, output)
+    finally:
+        stop(proc, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
