@@ -101,7 +101,7 @@ def version(call: Call) -> flask.Response:
     summary="the console's script and style",
     params=(Param("name", "path", {"type": "string", "enum": sorted(STATIC)}, True),),
     responses={200: "the file", 404: "no such file"},
-    produces="text/plain",
+    produces="text/*",
 )
 def static(call: Call) -> flask.Response:
     name = call.args["name"]

@@ -28,7 +28,7 @@ def test_admin_conforms_to_its_contract(admin: Admin) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
+            max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(checks=CHECKS, headers={"X-API-KEY": KEYS["admin"]})
