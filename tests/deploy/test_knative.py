@@ -25,7 +25,7 @@ from tests.deploy import kube
 EMITS = {"ingest": {TYPE_ACCEPTED}, "alert": {TYPE_ALERT}, "forward": {TYPE_DELIVERED}}
 CONSUMES = {"alert": TYPE_ACCEPTED, "forward": TYPE_ALERT, "janitor": TYPE_PING}
 FUNCTIONS = set(HTTP_FUNCTIONS)
-INTERNAL = {"alert", "forward", "janitor"}
+INTERNAL = {"alert", "forward", "janitor", "admin"}
 SECRETS_DIR = "/var/run/secrets/mutt"
 SECRET_NAMES = {"mutt-connection", "mutt-secrets"}
 KAFKA_INGRESS = "kafka-broker-ingress.knative-eventing.svc.cluster.local"
