@@ -149,7 +149,13 @@ def _cookie(response: flask.Response, name: str, value: str, max_age: int) -> No
 
 def _next(text: str | None) -> str:
     """Only a path of this site: never an open redirect."""
-    if text and text.startswith("/") and not text.startswith("//") and "\\" not in text:
+    if (
+        text
+        and len(text) <= 2000
+        and text.startswith("/")
+        and not text.startswith("//")
+        and all(c.isprintable() and not c.isspace() and c != "\\" for c in text)
+    ):
         return text
     return "/"
 
