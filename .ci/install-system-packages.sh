@@ -45,3 +45,6 @@ install_if_missing /usr/sbin/rsyslogd rsyslog rsyslog.service
 install_if_missing /usr/sbin/snmptrapd snmptrapd snmptrapd.service
 install_if_missing /usr/bin/snmptrap snmp
 install_if_missing /usr/bin/wrk wrk
+# The admin console's browser test (tests/admin/test_browser.py): Debian's
+# chromium driven by playwright (a browser is never downloaded).
+install_if_missing /usr/bin/chromium chromium

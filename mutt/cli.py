@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup_logging("run", settings.log_level, "text")
-    return run(settings, args.host, args.port, args.demo, args.data)
+    return run(settings, args.host, args.port, args.demo, args.data, args.admin_port)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -320,6 +320,11 @@ def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--host", default="127.0.0.1", help="ingest listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="ingest listen port (default 8080)")
     p.add_argument(
+        "--admin-port",
+        type=int,
+        help="admin console and API port (default 8090, skipped if taken; 0: none)",
+    )
+    p.add_argument(
         "--data-dir", type=Path, help="embedded servers' data (default ./.mutt, MUTT_DATA_DIR)"
     )
     p.add_argument(
@@ -375,7 +380,7 @@ def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParse
         epilog="example:\n  mutt serve ingest --port 8080",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("function", choices=["ingest", "alert", "forward", "janitor", "audit"])
+    p.add_argument("function", choices=["ingest", "alert", "forward", "janitor", "audit", "admin"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)

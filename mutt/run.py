@@ -67,6 +67,7 @@ class Pipeline:
     settings: Settings
     host: str
     port: int
+    admin_port: int | None = None  # None: the default 8090 if free; 0: no admin console
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis_server: EmbeddedRedis | None = None
     pg_server: EmbeddedPostgres | None = None
@@ -80,8 +81,13 @@ class Pipeline:
     def ingest_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def admin_url(self) -> str | None:
+        return f"http://{self.host}:{self.admin_port}" if self.admin_port else None
+
     def start(self, say: Callable[[str], None]) -> None:
         check_port_free(self.host, self.port)
+        self._admin_port_free(say)
         s = self.settings
         if not s.redis_url or not s.database_url:
             self.lock = DataDirLock(s.data_dir)
@@ -123,10 +129,14 @@ class Pipeline:
         self._spawn("alert", [py, "-m", "mutt", "worker", "alert"], env)
         self._spawn("forward", [py, "-m", "mutt", "worker", "forward"], env)
         self._spawn("audit", [py, "-m", "mutt", "worker", "audit"], env)
+        key_file = self._spawn_admin(env, py)
         self._wait_ready()
         self._janitor = threading.Thread(target=self._janitor_loop, name="janitor", daemon=True)
         self._janitor.start()
         say(f"ingest listening on {self.ingest_url} (POST / CloudEvents, GET /healthz)")
+        if self.admin_url:
+            where = f"; key in {key_file}" if key_file else ""
+            say(f"admin console and API on {self.admin_url}/ (log in with an admin key{where})")
         self._announce(say)
 
     @property
@@ -143,6 +153,7 @@ class Pipeline:
                 ingest_url=self.ingest_url,
                 redis_url=self.redis_url if self.redis_server else None,
                 database_url=self.database_url if self.pg_server else None,
+                admin_url=self.admin_url,
             ),
         )
         if self.embedded:
@@ -163,6 +174,36 @@ class Pipeline:
         env.setdefault("THREADS", "4")
         return env
 
+    def _admin_port_free(self, say: Callable[[str], None]) -> None:
+        """An explicit --admin-port must be free; the default 8090 is skipped when taken."""
+        if self.admin_port == 0:
+            self.admin_port = None
+            return
+        explicit = self.admin_port is not None
+        self.admin_port = self.admin_port or 8090
+        try:
+            check_port_free(self.host, self.admin_port)
+        except PortInUseError:
+            if explicit:
+                raise
+            say("admin console not started: port 8090 is in use (choose one with --admin-port)")
+            self.admin_port = None
+
+    def _spawn_admin(self, env: dict[str, str], py: str) -> Path | None:
+        """The admin function; on the embedded default with a generated key. Returns its file."""
+        if self.admin_port is None:
+            return None
+        from mutt import admin_key
+
+        key_file = None
+        admin_env = dict(env)
+        if self.embedded and not admin_key.configured(env):
+            key_file, key = admin_key.ensure(self.settings.data_dir)
+            admin_env[admin_key.ENV] = f"admin:{key}"
+        argv = ["serve", "admin", "--host", self.host, "--port", str(self.admin_port)]
+        self._spawn("admin", [py, "-m", "mutt", *argv], admin_env)
+        return key_file.resolve() if key_file else None
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         # Children get their own session: a Ctrl-C reaches the terminal's
         # foreground group, and only the parent must react, stopping them in order.
@@ -180,8 +221,9 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_children()
+            urls = [self.ingest_url] + ([self.admin_url] if self.admin_url else [])
             try:
-                if requests.get(f"{self.ingest_url}/healthz", timeout=1).status_code == 200:
+                if all(requests.get(f"{u}/healthz", timeout=1).status_code == 200 for u in urls):
                     return
             except requests.RequestException:
                 pass
@@ -224,7 +266,7 @@ class Pipeline:
     def stop(self, say: Callable[[str], None]) -> None:
         """Stop children gracefully (ingest first, so nothing new arrives), then servers."""
         self._stop.set()
-        for name in ("ingest", "alert", "audit", "forward"):
+        for name in ("admin", "ingest", "alert", "audit", "forward"):
             proc = self.children.get(name)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -252,13 +294,20 @@ def install_signal_handlers(pipeline: Pipeline) -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
-def run(settings: Settings, host: str, port: int, demo: bool, data_file: Path | None) -> int:
+def run(
+    settings: Settings,
+    host: str,
+    port: int,
+    demo: bool,
+    data_file: Path | None,
+    admin_port: int | None = None,
+) -> int:
     """The body of ``mutt run``; returns the exit code."""
 
     def say(text: str) -> None:
         print(f"mutt: {text}", file=sys.stderr, flush=True)
 
-    pipeline = Pipeline(settings, host, port)
+    pipeline = Pipeline(settings, host, port, admin_port)
     install_signal_handlers(pipeline)
     try:
         pipeline.start(say)

@@ -58,4 +58,5 @@ HTTP_FUNCTIONS: dict[str, str] = {
     "forward": "functions/forward/main.py",
     "janitor": "functions/janitor/main.py",
     "audit": "functions/audit/main.py",
+    "admin": "functions/admin/main.py",
 }

@@ -4,19 +4,23 @@ Values live in one Redis hash (``<namespace>:config``). Readers keep a
 snapshot and re-read the hash at most once per ``refresh_seconds`` (default
 1 s), so every instance converges within a second of a change with no
 subscription to lose (the original's pub/sub watcher never reconnected).
-Writers validate against ``KNOBS``; the CLI records who changed what in
-``config_audit_log``.
+Writers validate against ``KNOBS`` and record who changed what in
+``config_audit_log`` (``set_audited``: ``mutt config set`` and the admin API).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pg8000.native
 import redis
+
+from shared.config_audit import ConfigChange, write_config_audit
 
 
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
@@ -103,6 +107,11 @@ KNOBS: dict[str, Knob] = {
     "pair_open_days": Knob(
         7, _int_range(1, 90), "how long an open paired alert is remembered waiting for its clear"
     ),
+    "admin_auth_failures_per_minute": Knob(
+        20,
+        _int_range(0, 1_000_000),
+        "failed admin API logins per client and minute before 429 (0 = off)",
+    ),
     "audit_unhandled": Knob(
         0, _int_range(0, 1), "1 = audit unmatched events too, so rule backtests can see them"
     ),
@@ -161,3 +170,48 @@ class DynamicConfig:
         """Every knob's effective value."""
         self._loaded_at = -1e9
         return {name: self.get(name) for name in KNOBS}
+
+
+CONFIG_TABLE = "dynamic_config"  # config_audit_log.table_name of setting changes
+
+
+def set_audited(
+    r: redis.Redis,
+    key: str,
+    conn: pg8000.native.Connection,
+    name: str,
+    raw: str,
+    *,
+    changed_by: str,
+    reason: str,
+) -> tuple[int, int]:
+    """Validate, store and audit one change; return (old, new). ``mutt config set`` and the API.
+
+    The audit row is written in the PostgreSQL transaction that brackets the
+    Redis write, so a change the audit could not record is not made.
+    ``KeyError``/``ValueError`` refuse an unknown name or a bad value before
+    anything is written.
+    """
+    if name not in KNOBS:
+        raise KeyError(f"unknown setting {name!r}; known: {', '.join(sorted(KNOBS))}")
+    KNOBS[name].parse(raw.strip())
+    dyn = DynamicConfig(r, key)
+    existed = bool(r.hexists(key, name))
+    conn.run("BEGIN")
+    try:
+        old, new = dyn.set(name, raw)
+        change = ConfigChange(
+            "UPDATE" if existed else "CREATE",
+            CONFIG_TABLE,
+            name,
+            {"value": old, "source": "set" if existed else "default"},
+            {"value": new},
+        )
+        write_config_audit(
+            conn, [change], changed_by=changed_by, reason=reason, correlation_id=str(uuid.uuid4())
+        )
+        conn.run("COMMIT")
+    except BaseException:
+        conn.run("ROLLBACK")
+        raise
+    return old, new

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 import pg8000.native
 import redis
 
+from functions.alert.catalog.tables import bump_version, version_key
 from functions.alert.literal_cache import LiteralAnalyses
 from functions.alert.rules import DevHosts, RuleSet
 from functions.alert.store import load_dev_hosts, load_rules, load_teams
-from shared.broker.keys import Keys
 from shared.metrics import RULES_LOADED, RULES_RELOAD_FAILURES, RULES_RELOAD_SECONDS, RULES_VERSION
 
 log = logging.getLogger(__name__)
+
+__all__ = ["RuleCache", "Snapshot", "bump_version", "version_key"]
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,6 @@ class Snapshot:
     version: int
     loaded_at: float
     load_seconds: float
-
-
-def version_key(namespace: str) -> str:
-    return Keys(namespace).rules_version
-
-
-def bump_version(r: redis.Redis, namespace: str) -> int:
-    """Tell every instance to reload (called after a committed change)."""
-    return int(r.incr(version_key(namespace)))
 
 
 class RuleCache:

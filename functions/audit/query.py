@@ -6,6 +6,7 @@ new column is added in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -44,3 +45,35 @@ def query_events(
         f" WHERE {' AND '.join(where)} ORDER BY event_time DESC, event_id LIMIT :limit"
     )
     return [dict(zip(COLUMNS, row, strict=True)) for row in conn.run(sql, **params)]
+
+
+PAGE = 5_000
+_SELECT = (
+    "SELECT event_time, event_id, event, matched_rule_id, handling_decision, team"
+    " FROM event_audit_log WHERE event_time >= :since AND event_time < :until"
+)
+_ORDER = " ORDER BY event_time, event_id LIMIT :n"
+_FIRST = _SELECT + _ORDER
+_NEXT = (
+    _SELECT + " AND (event_time, event_id) > (CAST(:t AS timestamptz), CAST(:id AS uuid))" + _ORDER
+)
+
+
+def audited_events(
+    conn: pg8000.native.Connection, since: datetime, until: datetime, limit: int
+) -> Iterator[tuple[Any, int | None, str, str | None]]:
+    """(event JSON, matched rule, handling, team) of audited events, oldest first, in pages."""
+    after: tuple[datetime, str] | None = None
+    served = 0
+    while served < limit:
+        page = min(PAGE, limit - served)
+        if after is None:
+            rows = conn.run(_FIRST, since=since, until=until, n=page)
+        else:
+            rows = conn.run(_NEXT, since=since, until=until, n=page, t=after[0], id=after[1])
+        for row in rows:
+            yield row[2], row[3], row[4], row[5]
+        served += len(rows)
+        if len(rows) < page:
+            return
+        after = (rows[-1][0], str(rows[-1][1]))

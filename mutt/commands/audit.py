@@ -29,6 +29,7 @@ from mutt.commands.common import (
     say,
     shorten,
 )
+from shared.config_audit import COLUMNS as CONFIG_COLUMNS
 
 EPILOG = """examples:
   mutt audit events --host core-rtr-01 --since 2h
@@ -36,19 +37,6 @@ EPILOG = """examples:
   mutt audit config --by alice --since 7d
   mutt audit config --table alert_rules --record 12
 """
-
-_CONFIG_COLUMNS = (
-    "id",
-    "changed_at",
-    "changed_by",
-    "operation",
-    "table_name",
-    "record_id",
-    "old_values",
-    "new_values",
-    "reason",
-    "correlation_id",
-)
 
 
 def _limit(value: int) -> int:
@@ -83,10 +71,10 @@ def query_config(
             where.append(f"{column} :{name}")
             params[name] = value
     sql = (
-        f"SELECT {', '.join(_CONFIG_COLUMNS)} FROM config_audit_log"  # noqa: S608 - fixed clauses
+        f"SELECT {', '.join(CONFIG_COLUMNS)} FROM config_audit_log"  # noqa: S608 - fixed clauses
         f" WHERE {' AND '.join(where)} ORDER BY changed_at DESC, id DESC LIMIT :limit"
     )
-    return [dict(zip(_CONFIG_COLUMNS, row, strict=True)) for row in conn.run(sql, **params)]
+    return [dict(zip(CONFIG_COLUMNS, row, strict=True)) for row in conn.run(sql, **params)]
 
 
 @guarded

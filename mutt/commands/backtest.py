@@ -11,11 +11,8 @@ as ``new rule #N`` (its position in the file).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-
-import pg8000.native
 
 from functions.alert.backtest import (
     KIND_TITLES,
@@ -27,6 +24,7 @@ from functions.alert.backtest import (
     recorded,
 )
 from functions.alert.rules import DevHosts, Rule, RuleSet, validate_rule
+from functions.audit.query import audited_events
 from mutt.commands.common import (
     add_command,
     format_time,
@@ -39,17 +37,6 @@ from mutt.commands.common import (
     shorten,
 )
 from mutt.commands.rules import load_file, read_state
-
-PAGE = 5_000
-_SELECT = (
-    "SELECT event_time, event_id, event, matched_rule_id, handling_decision, team"
-    " FROM event_audit_log WHERE event_time >= :since AND event_time < :until"
-)
-_ORDER = " ORDER BY event_time, event_id LIMIT :n"
-_FIRST = _SELECT + _ORDER
-_NEXT = (
-    _SELECT + " AND (event_time, event_id) > (CAST(:t AS timestamptz), CAST(:id AS uuid))" + _ORDER
-)
 
 EPILOG = """Each audited event of the period is decided by the candidate file and by the
 rules in the database now (--against recorded: by what the audit recorded then),
@@ -73,26 +60,6 @@ def candidate_rules(path: str) -> tuple[RuleSet, DevHosts]:
         row = {k: v for k, v in values.items() if k != "description"}
         rules.append(validate_rule({"id": rule_id if rule_id is not None else -number, **row}))
     return RuleSet.compile(rules), DevHosts(desired.hosts)
-
-
-def audited(
-    conn: pg8000.native.Connection, since: datetime, until: datetime, limit: int
-) -> Iterator[tuple[Any, int | None, str, str | None]]:
-    """(event JSON, matched rule, handling, team) of audited events, oldest first, in pages."""
-    after: tuple[datetime, str] | None = None
-    served = 0
-    while served < limit:
-        page = min(PAGE, limit - served)
-        if after is None:
-            rows = conn.run(_FIRST, since=since, until=until, n=page)
-        else:
-            rows = conn.run(_NEXT, since=since, until=until, n=page, t=after[0], id=after[1])
-        for row in rows:
-            yield row[2], row[3], row[4], row[5]
-        served += len(rows)
-        if len(rows) < page:
-            return
-        after = (rows[-1][0], str(rows[-1][1]))
 
 
 def _print_report(report: Report, args: argparse.Namespace, baseline: str) -> None:
@@ -148,7 +115,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         before_rules = RuleSet.from_rows([{"id": rid, **v} for rid, v in state.rules.items()])
         before_hosts = DevHosts(state.hosts)
     report = Report()
-    for doc, rule_id, handling, team in audited(conn, since, until, args.limit):
+    for doc, rule_id, handling, team in audited_events(conn, since, until, args.limit):
         event = Replayed.from_json(doc if isinstance(doc, dict) else {})
         if before_rules is not None:
             before = decide(before_rules, before_hosts, event)

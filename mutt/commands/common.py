@@ -16,7 +16,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,9 @@ import orjson
 import pg8000.native
 import redis
 
+from functions.alert.catalog.plan import changed_fields, describe_rule, shorten
 from shared.config import Settings, load_settings
+from shared.config_audit import ConfigChange, write_config_audit
 from shared.context import Context
 from shared.db.connection import pg_error
 from shared.errors import ConfigError, MuttError, UnreachableError
@@ -266,34 +267,6 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def shorten(text: str | None, width: int) -> str:
-    """One line, at most ``width`` characters, for a table cell."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
-    """``priority 5 → 7; team 'A' → 'B'``: the fields that differ."""
-    old, new = old or {}, new or {}
-    parts = [
-        f"{key} {shorten(repr(old.get(key)), 40)} → {shorten(repr(new.get(key)), 40)}"
-        for key in dict.fromkeys([*old, *new])
-        if old.get(key) != new.get(key)
-    ]
-    return "; ".join(parts)
-
-
-def describe_rule(values: Mapping[str, Any]) -> str:
-    """One line for a rule in diffs and audit listings."""
-    what = values.get("match_string") or values.get("trap_oid") or ""
-    return (
-        f"{values.get('match_type')} '{shorten(str(what), 60)}', priority {values.get('priority')}"
-        f" → {values.get('team_assignment')}"
-        f" ({values.get('prod_handling')}/{values.get('dev_handling')})"
-        + ("" if values.get("is_active", True) else ", inactive")
-    )
-
-
 def operator_name(by: str | None) -> str:
     """Who is making the change: ``--by``, else the login name."""
     if by and by.strip():
@@ -319,50 +292,11 @@ def confirm(question: str, yes: bool) -> None:
 
 
 # ---------------------------------------------------------------- config audit
-
-
-@dataclass(frozen=True)
-class ConfigChange:
-    """One row of ``config_audit_log`` before who/why/correlation are added."""
-
-    operation: str  # CREATE, UPDATE or DELETE
-    table_name: str
-    record_id: str
-    old_values: Mapping[str, Any] | None
-    new_values: Mapping[str, Any] | None
-
-
-def write_config_audit(
-    conn: pg8000.native.Connection,
-    changes: Sequence[ConfigChange],
-    *,
-    changed_by: str,
-    reason: str,
-    correlation_id: str,
-) -> None:
-    """All rows in one statement (one round trip however many changes), in the caller's tx."""
-    if not changes:
-        return
-    rows = [
-        {
-            "changed_by": changed_by,
-            "operation": c.operation,
-            "table_name": c.table_name,
-            "record_id": c.record_id,
-            "old_values": c.old_values,
-            "new_values": c.new_values,
-            "reason": reason,
-            "correlation_id": correlation_id,
-        }
-        for c in changes
-    ]
-    conn.run(
-        "INSERT INTO config_audit_log (changed_by, operation, table_name, record_id,"
-        " old_values, new_values, reason, correlation_id)"
-        " SELECT changed_by, operation, table_name, record_id, old_values, new_values,"
-        " reason, correlation_id"
-        " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(changed_by text, operation text,"
-        " table_name text, record_id text, old_values jsonb, new_values jsonb, reason text,"
-        " correlation_id text)",
-        rows=orjson.dumps(rows, default=to_jsonable).decode(),
-    )
+# The writer lives in shared/config_audit.py: the admin API records through it too.
+__all__ = [
+    "ConfigChange",
+    "changed_fields",
+    "describe_rule",
+    "shorten",
+    "write_config_audit",
+]

@@ -11,12 +11,10 @@ audit could not record is not made.
 from __future__ import annotations
 
 import argparse
-import uuid
 
 import redis
 
 from mutt.commands.common import (
-    ConfigChange,
     InputError,
     NotFoundError,
     add_audit_options,
@@ -26,10 +24,9 @@ from mutt.commands.common import (
     open_context,
     operator_name,
     render_table,
-    write_config_audit,
 )
 from shared.config import Settings, env_name
-from shared.dynconfig import KNOBS, DynamicConfig
+from shared.dynconfig import KNOBS, DynamicConfig, set_audited
 
 TABLE = "dynamic_config"
 
@@ -103,30 +100,15 @@ def cmd_set(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"{args.key}: {exc}; nothing was changed") from None
     ctx = open_context()
-    conn = ctx.pg()
-    dyn = DynamicConfig(ctx.redis, ctx.keys.config)
-    existed = bool(ctx.redis.hexists(ctx.keys.config, args.key))
-    conn.run("BEGIN")
-    try:
-        old, new = dyn.set(args.key, args.value)
-        change = ConfigChange(
-            "UPDATE" if existed else "CREATE",
-            TABLE,
-            args.key,
-            {"value": old, "source": "set" if existed else "default"},
-            {"value": new},
-        )
-        write_config_audit(
-            conn,
-            [change],
-            changed_by=operator_name(args.by),
-            reason=reason,
-            correlation_id=str(uuid.uuid4()),
-        )
-        conn.run("COMMIT")
-    except BaseException:
-        conn.run("ROLLBACK")
-        raise
+    old, new = set_audited(
+        ctx.redis,
+        ctx.keys.config,
+        ctx.pg(),
+        args.key,
+        args.value,
+        changed_by=operator_name(args.by),
+        reason=reason,
+    )
     print(f"{args.key}: {old} → {new} (every instance applies it within a second)")
     return 0
 

@@ -15,30 +15,36 @@ import argparse
 import sys
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pg8000.native
 import redis
 import yaml
 from pydantic import ValidationError
 
-from functions.alert.cache import bump_version
 from functions.alert.catalog import (
     CatalogInvalid,
+    CatalogMoved,
+    Desired,
+    State,
+    UnknownRuleIds,
+    bump_version,
     catalog_document,
     check_catalog,
+    read_rule,
+    read_state,
+    render_plan,
     rule_document,
+    rule_history,
     rule_values,
+    summarize,
 )
+from functions.alert.catalog import apply_plan as _apply_plan
+from functions.alert.catalog import build_plan as _build_plan
 from functions.alert.rules import DevHosts, RuleSet, normalize_oid
-from functions.alert.store import RULE_COLUMNS
 from mutt.commands.common import (
-    ConfigChange,
     InputError,
     NotFoundError,
     RefusedError,
@@ -46,7 +52,6 @@ from mutt.commands.common import (
     add_command,
     changed_fields,
     confirm,
-    describe_rule,
     format_time,
     guarded,
     json_line,
@@ -55,8 +60,8 @@ from mutt.commands.common import (
     render_table,
     say,
     shorten,
-    write_config_audit,
 )
+from shared.config_audit import ConfigChange
 from shared.errors import MuttError
 from shared.models import Event, Severity, event_id_for, parse_severity
 
@@ -86,58 +91,7 @@ examples:
   mutt rules apply extra-rules.yaml --reason 'add two rules' --no-prune --yes
 """
 
-TABLE_RULES = "alert_rules"
-TABLE_HOSTS = "development_hosts"
-TABLE_TEAMS = "device_teams"
-_SELECT_RULES = (
-    "SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
-    " prod_handling, dev_handling, team_assignment, is_active, description"
-    " FROM alert_rules"
-)
-_VALUE_KEYS = (*RULE_COLUMNS[1:], "description")
-_RECORDSET = (
-    "jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id int, match_type text,"
-    " match_string text, trap_oid text, syslog_severity smallint, priority int,"
-    " prod_handling text, dev_handling text, team_assignment text, is_active boolean,"
-    " description text)"
-)
-
-
-# ---------------------------------------------------------------- state and plan
-
-
-@dataclass
-class State:
-    """Rules (id → stored values, in evaluation order), dev hosts and device teams."""
-
-    rules: dict[int, dict[str, Any]] = field(default_factory=dict)
-    hosts: set[str] = field(default_factory=set)
-    teams: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Desired:
-    """A validated rules file: (id or None, values) per rule, hosts, teams."""
-
-    rules: list[tuple[int | None, dict[str, Any]]]
-    hosts: set[str]
-    teams: dict[str, str]
-
-
-def _row_values(row: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(_VALUE_KEYS, row[1:], strict=True))
-
-
-def read_state(conn: pg8000.native.Connection) -> State:
-    """What the database holds now, in the form the file is compared in."""
-    state = State()
-    for row in conn.run(_SELECT_RULES + " ORDER BY priority, id"):
-        state.rules[int(row[0])] = _row_values(row)
-    state.hosts = {str(r[0]) for r in conn.run("SELECT hostname FROM development_hosts")}
-    state.teams = {
-        str(h): str(t) for h, t in conn.run("SELECT hostname, team_assignment FROM device_teams")
-    }
-    return state
+__all__ = ["Desired", "State", "apply_plan", "build_plan", "load_file", "read_state"]
 
 
 def _rule_lines(text: str) -> list[int]:
@@ -186,192 +140,11 @@ def load_file(path: str) -> Desired:
 
 
 def build_plan(state: State, desired: Desired, *, prune: bool) -> list[ConfigChange]:
-    """Every change that makes the database equal the file (record ids of creates: ``new#N``)."""
-    unknown = [rid for rid, _ in desired.rules if rid is not None and rid not in state.rules]
-    if unknown:
-        listed = ", ".join(map(str, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
-        raise InputError(
-            f"rule id(s) {listed} do not exist in the database: an id names an existing rule"
-            " (from `mutt rules export`); leave it out to create a rule. Nothing was changed"
-        )
-    changes: list[ConfigChange] = []
-    kept: set[int] = set()
-    for number, (rid, values) in enumerate(desired.rules, 1):
-        if rid is None:
-            changes.append(ConfigChange("CREATE", TABLE_RULES, f"new#{number}", None, values))
-            continue
-        kept.add(rid)
-        if state.rules[rid] != values:
-            changes.append(ConfigChange("UPDATE", TABLE_RULES, str(rid), state.rules[rid], values))
-    if prune:
-        changes += [
-            ConfigChange("DELETE", TABLE_RULES, str(rid), values, None)
-            for rid, values in state.rules.items()
-            if rid not in kept
-        ]
-    changes += [
-        ConfigChange("CREATE", TABLE_HOSTS, h, None, {"hostname": h})
-        for h in sorted(desired.hosts - state.hosts)
-    ]
-    if prune:
-        changes += [
-            ConfigChange("DELETE", TABLE_HOSTS, h, {"hostname": h}, None)
-            for h in sorted(state.hosts - desired.hosts)
-        ]
-    for host in sorted(desired.teams):
-        new = {"team_assignment": desired.teams[host]}
-        if host not in state.teams:
-            changes.append(ConfigChange("CREATE", TABLE_TEAMS, host, None, new))
-        elif state.teams[host] != desired.teams[host]:
-            old = {"team_assignment": state.teams[host]}
-            changes.append(ConfigChange("UPDATE", TABLE_TEAMS, host, old, new))
-    if prune:
-        changes += [
-            ConfigChange("DELETE", TABLE_TEAMS, h, {"team_assignment": t}, None)
-            for h, t in sorted(state.teams.items())
-            if h not in desired.teams
-        ]
-    return changes
-
-
-# ---------------------------------------------------------------- diff text
-
-
-def render_plan(changes: Sequence[ConfigChange]) -> str:
-    """The diff, grouped by table: + created, ~ changed, - deleted."""
-    lines: list[str] = []
-    sign = {"CREATE": "+", "UPDATE": "~", "DELETE": "-"}
-    for table in (TABLE_RULES, TABLE_HOSTS, TABLE_TEAMS):
-        mine = [c for c in changes if c.table_name == table]
-        if not mine:
-            continue
-        lines.append(f"{table}:")
-        for c in mine:
-            if table == TABLE_RULES:
-                name = "new rule" if c.record_id.startswith("new#") else f"rule {c.record_id}"
-                if c.record_id.startswith("new#"):
-                    name += f" (#{c.record_id[4:]} in the file)"
-                if c.operation == "UPDATE":
-                    text = changed_fields(c.old_values, c.new_values)
-                else:
-                    text = describe_rule(c.new_values or c.old_values or {})
-            elif table == TABLE_TEAMS:
-                name = c.record_id
-                old = (c.old_values or {}).get("team_assignment")
-                new = (c.new_values or {}).get("team_assignment")
-                text = {"CREATE": f"{new}", "UPDATE": f"{old} → {new}", "DELETE": f"(was {old})"}[
-                    c.operation
-                ]
-            else:
-                name, text = c.record_id, ""
-            lines.append(f"  {sign[c.operation]} {name}{': ' + text if text else ''}")
-    return "\n".join(lines)
-
-
-def summarize(changes: Sequence[ConfigChange]) -> str:
-    counts: dict[tuple[str, str], int] = {}
-    for c in changes:
-        counts[(c.table_name, c.operation)] = counts.get((c.table_name, c.operation), 0) + 1
-    parts = []
-    for table, label in (
-        (TABLE_RULES, "rules"),
-        (TABLE_HOSTS, "dev hosts"),
-        (TABLE_TEAMS, "teams"),
-    ):
-        made = [
-            f"{counts[(table, op)]} {word}"
-            for op, word in (("CREATE", "created"), ("UPDATE", "changed"), ("DELETE", "deleted"))
-            if counts.get((table, op))
-        ]
-        if made:
-            parts.append(f"{label}: {', '.join(made)}")
-    return "; ".join(parts) if parts else "no changes"
-
-
-# ---------------------------------------------------------------- apply
-
-
-def _rule_rows(items: Sequence[tuple[int, Mapping[str, Any]]]) -> str:
-    return orjson.dumps([{"id": rid, **values} for rid, values in items]).decode()
-
-
-def _apply_rules(conn: pg8000.native.Connection, changes: list[ConfigChange]) -> None:
-    """Rule changes in three statements whatever their number; fills in created ids."""
-    deletes = [
-        int(c.record_id) for c in changes if c.table_name == TABLE_RULES and c.operation == "DELETE"
-    ]
-    if deletes:
-        conn.run("DELETE FROM alert_rules WHERE id = ANY(:ids)", ids=deletes)
-    updates = [
-        (int(c.record_id), c.new_values or {})
-        for c in changes
-        if c.table_name == TABLE_RULES and c.operation == "UPDATE"
-    ]
-    if updates:
-        sets = ", ".join(f"{k} = x.{k}" for k in _VALUE_KEYS)
-        conn.run(
-            f"UPDATE alert_rules AS a SET {sets}, updated_at = now() FROM {_RECORDSET}"  # noqa: S608 - fixed column names
-            " WHERE a.id = x.id",
-            rows=_rule_rows(updates),
-        )
-    creates = [
-        i for i, c in enumerate(changes) if c.table_name == TABLE_RULES and c.operation == "CREATE"
-    ]
-    if creates:
-        ids = [
-            int(r[0])
-            for r in conn.run(
-                "SELECT nextval(pg_get_serial_sequence('alert_rules', 'id'))"
-                " FROM generate_series(1, :n)",
-                n=len(creates),
-            )
-        ]
-        for i, rid in zip(creates, ids, strict=True):
-            changes[i] = replace(changes[i], record_id=str(rid))
-        columns = ", ".join(_VALUE_KEYS)
-        conn.run(
-            f"INSERT INTO alert_rules (id, {columns}) SELECT id, {columns} FROM {_RECORDSET}",  # noqa: S608 - fixed column names
-            rows=_rule_rows(
-                [(rid, changes[i].new_values or {}) for i, rid in zip(creates, ids, strict=True)]
-            ),
-        )
-
-
-def _apply_reference(conn: pg8000.native.Connection, changes: Sequence[ConfigChange]) -> None:
-    """Development hosts and device teams."""
-
-    def ids(table: str, *ops: str) -> str:
-        return orjson.dumps(
-            [c.record_id for c in changes if c.table_name == table and c.operation in ops]
-        ).decode()
-
-    conn.run(
-        "DELETE FROM development_hosts WHERE hostname IN"
-        " (SELECT jsonb_array_elements_text(CAST(:h AS jsonb)))",
-        h=ids(TABLE_HOSTS, "DELETE"),
-    )
-    conn.run(
-        "INSERT INTO development_hosts (hostname)"
-        " SELECT jsonb_array_elements_text(CAST(:h AS jsonb)) ON CONFLICT DO NOTHING",
-        h=ids(TABLE_HOSTS, "CREATE"),
-    )
-    conn.run(
-        "DELETE FROM device_teams WHERE hostname IN"
-        " (SELECT jsonb_array_elements_text(CAST(:h AS jsonb)))",
-        h=ids(TABLE_TEAMS, "DELETE"),
-    )
-    teams = {
-        c.record_id: (c.new_values or {}).get("team_assignment")
-        for c in changes
-        if c.table_name == TABLE_TEAMS and c.operation in ("CREATE", "UPDATE")
-    }
-    conn.run(
-        "INSERT INTO device_teams (hostname, team_assignment)"
-        " SELECT key, value FROM jsonb_each_text(CAST(:t AS jsonb))"
-        " ON CONFLICT (hostname) DO UPDATE SET team_assignment = EXCLUDED.team_assignment,"
-        " updated_at = now()",
-        t=orjson.dumps(teams).decode(),
-    )
+    """Every change that makes the database equal the file (the catalog's own plan)."""
+    try:
+        return _build_plan(state, desired, prune=prune)
+    except UnknownRuleIds as exc:
+        raise InputError(str(exc)) from None
 
 
 def apply_plan(
@@ -384,29 +157,24 @@ def apply_plan(
     reason: str,
     correlation_id: str,
 ) -> list[ConfigChange]:
-    """Re-plan under a lock and apply in one transaction, if nothing moved since ``shown``."""
-    conn.run("BEGIN")
+    """Re-plan under a lock and apply in one transaction, if nothing moved since ``shown``.
+
+    The same write path as the admin API's (``functions.alert.catalog``).
+    """
     try:
-        # Writers wait for each other; the alert stage's reads are not blocked.
-        conn.run(
-            "LOCK TABLE alert_rules, development_hosts, device_teams IN SHARE ROW EXCLUSIVE MODE"
+        return _apply_plan(
+            conn,
+            desired,
+            shown,
+            prune=prune,
+            changed_by=changed_by,
+            reason=reason,
+            correlation_id=correlation_id,
         )
-        changes = build_plan(read_state(conn), desired, prune=prune)
-        if changes != shown:
-            raise RefusedError(
-                "the rules changed in the database since the diff was computed;"
-                " nothing was changed, run the command again"
-            )
-        _apply_rules(conn, changes)
-        _apply_reference(conn, changes)
-        write_config_audit(
-            conn, changes, changed_by=changed_by, reason=reason, correlation_id=correlation_id
-        )
-        conn.run("COMMIT")
-    except BaseException:
-        conn.run("ROLLBACK")
-        raise
-    return changes
+    except CatalogMoved as exc:
+        raise RefusedError(str(exc)) from None
+    except UnknownRuleIds as exc:
+        raise InputError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- commands
@@ -508,16 +276,11 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def _rule_row(conn: pg8000.native.Connection, rule_id: int) -> tuple[dict[str, Any], list[Any]]:
-    rows = conn.run(
-        "SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
-        " prod_handling, dev_handling, team_assignment, is_active, description,"
-        " created_at, updated_at FROM alert_rules WHERE id = :id",
-        id=rule_id,
-    )
-    if not rows:
+    found = read_rule(conn, rule_id)
+    if found is None:
         raise NotFoundError(f"no rule with id {rule_id} (see `mutt rules list`)")
-    row = rows[0]
-    return _row_values(row[:11]), list(row[11:])
+    created, updated = found.pop("created_at"), found.pop("updated_at")
+    return found, [created, updated]
 
 
 def _severity_label(value: object) -> str:
@@ -564,12 +327,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     conn = open_context().pg()
     values, (created, updated) = _rule_row(conn, args.id)
-    history = conn.run(
-        "SELECT changed_at, changed_by, operation, reason, old_values, new_values"
-        " FROM config_audit_log WHERE table_name = 'alert_rules' AND record_id = :rid"
-        " ORDER BY changed_at DESC, id DESC LIMIT 5",
-        rid=str(args.id),
-    )
+    history = [
+        (
+            h["changed_at"],
+            h["changed_by"],
+            h["operation"],
+            h["reason"],
+            h["old_values"],
+            h["new_values"],
+        )
+        for h in rule_history(conn, args.id)
+    ]
     rejected = RuleSet.from_rows([{"id": args.id, **values}]).rejected
     if args.json:
         print(

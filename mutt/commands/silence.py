@@ -13,24 +13,23 @@ second.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-import redis
 from pydantic import ValidationError
 
+from functions.alert.correlation.silence_edits import (
+    UnknownSilences,
+    add_silence,
+    remove_silences,
+    silence_values,
+)
 from functions.alert.correlation.silences import (
     RuleRef,
     Silence,
-    delete_silence,
     load_silences,
     new_id,
-    save_silence,
 )
 from mutt.commands.common import (
-    ConfigChange,
     InputError,
     NotFoundError,
     add_audit_options,
@@ -43,7 +42,6 @@ from mutt.commands.common import (
     parse_duration,
     render_table,
     shorten,
-    write_config_audit,
 )
 from shared.broker.keys import CorrelationKeys
 
@@ -130,8 +128,7 @@ def _state(silence: Silence, now: datetime) -> tuple[str, str]:
     return "pending", f"from {format_time(until)}"
 
 
-def _values(silence: Silence) -> dict[str, Any]:
-    return silence.model_dump(mode="json", exclude={"id"})
+_values = silence_values
 
 
 @guarded
@@ -143,24 +140,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     by = operator_name(args.by)
     silence = build_silence(args, by, datetime.now(UTC))
     ctx = open_context()
-    keys = CorrelationKeys(ctx.settings.namespace)
-    conn = ctx.pg()
-    conn.run("BEGIN")
-    try:
-        save_silence(ctx.redis, keys, silence)
-        write_config_audit(
-            conn,
-            [ConfigChange("CREATE", TABLE, silence.id, None, _values(silence))],
-            changed_by=by,
-            reason=silence.reason,
-            correlation_id=str(uuid.uuid4()),
-        )
-        conn.run("COMMIT")
-    except BaseException:
-        conn.run("ROLLBACK")
-        with contextlib.suppress(redis.RedisError):  # undo the write the audit could not record
-            delete_silence(ctx.redis, keys, silence.id)
-        raise
+    add_silence(ctx.redis, ctx.pg(), CorrelationKeys(ctx.settings.namespace), silence)
     state, when = _state(silence, datetime.now(UTC))
     print(
         f"{silence.id}: {silence.describe_match()}; {silence.describe_schedule()}"
@@ -204,33 +184,17 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not reason:
         raise InputError("--reason must say why (it is written to config_audit_log)")
     ctx = open_context()
-    keys = CorrelationKeys(ctx.settings.namespace)
-    existing = {s.id: s for s in load_silences(ctx.redis, keys)}
-    missing = [i for i in args.ids if i not in existing]
-    if missing:
-        raise NotFoundError(
-            f"no silence {', '.join(missing)} (see `mutt silence list --all`); nothing was changed"
-        )
-    by = operator_name(args.by)
-    conn = ctx.pg()
-    conn.run("BEGIN")
     try:
-        for silence_id in args.ids:
-            delete_silence(ctx.redis, keys, silence_id)
-        write_config_audit(
-            conn,
-            [ConfigChange("DELETE", TABLE, i, _values(existing[i]), None) for i in args.ids],
-            changed_by=by,
+        remove_silences(
+            ctx.redis,
+            ctx.pg(),
+            CorrelationKeys(ctx.settings.namespace),
+            args.ids,
+            changed_by=operator_name(args.by),
             reason=reason,
-            correlation_id=str(uuid.uuid4()),
         )
-        conn.run("COMMIT")
-    except BaseException:
-        conn.run("ROLLBACK")
-        with contextlib.suppress(redis.RedisError):  # put back what the audit could not record
-            for silence_id in args.ids:
-                save_silence(ctx.redis, keys, existing[silence_id])
-        raise
+    except UnknownSilences as exc:
+        raise NotFoundError(f"{exc} (see `mutt silence list --all`); nothing was changed") from None
     print(f"removed {', '.join(args.ids)}; alert instances deliver again within a second")
     return 0
 

@@ -39,7 +39,7 @@ PAGE = 500
 PROGRESS_EVERY = 1000
 
 _REPLAY = LuaScript.from_files("shared/broker/dlq_replay.lua")
-_ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
+ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
 
 
 class DlqInputError(ValueError):
@@ -60,7 +60,7 @@ def stream_id_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
@@ -73,7 +73,7 @@ class DeadLetter:
     fields: dict[bytes, bytes]
 
     def get(self, name: str) -> str:
-        return _text(self.fields.get(name.encode(), b""))
+        return text_of(self.fields.get(name.encode(), b""))
 
     @property
     def reason(self) -> str:
@@ -135,20 +135,20 @@ def iter_dlq(
         else:
             page = r.xrange(stream, f"({cursor}" if cursor else "-", "+", count=PAGE)
         for entry_id, fields in page:
-            yield DeadLetter(stage, _text(entry_id), fields)
+            yield DeadLetter(stage, text_of(entry_id), fields)
         if len(page) < PAGE:
             return
-        cursor = _text(page[-1][0])
+        cursor = text_of(page[-1][0])
 
 
 def find(r: redis.Redis, keys: Keys, stages: Sequence[str], entry_id: str) -> list[DeadLetter]:
     """The entries with this id in the given stages' DLQs."""
-    if not _ENTRY_ID.match(entry_id):
+    if not ENTRY_ID.match(entry_id):
         raise DlqInputError(f"{entry_id!r} is not a stream entry id (like 1714567890123-0)")
     found = []
     for stage in stages:
         rows: Any = r.xrange(keys.dlq(stage), entry_id, entry_id)
-        found += [DeadLetter(stage, _text(eid), fields) for eid, fields in rows]
+        found += [DeadLetter(stage, text_of(eid), fields) for eid, fields in rows]
     return found
 
 

@@ -242,6 +242,7 @@ def test_every_mutt_command_is_real_and_each_stage_runs(compose: dict[str, Any])
             )
     assert seen["migrate"] == ["db migrate"]
     assert seen["ingest"] == ["serve ingest"]
+    assert seen["admin"] == ["serve admin"]
     assert seen["janitor"] == ["janitor run"]
     for stage in WORKER_STAGES:
         assert seen[stage] == [f"worker {stage}"], f"no stream worker for {stage}"

@@ -29,7 +29,7 @@ CONSUMES = {"alert": TYPE_ACCEPTED, "forward": TYPE_ALERT, "janitor": TYPE_PING}
 # Knative it runs always-on as a stream worker Deployment (knative/base/audit.yaml):
 # big COPY batches need a consumer, not a request per event.
 FUNCTIONS = set(HTTP_FUNCTIONS) - {"audit"}
-INTERNAL = {"alert", "forward", "janitor"}
+INTERNAL = {"alert", "forward", "janitor", "admin"}
 SECRETS_DIR = "/var/run/secrets/mutt"
 SECRET_NAMES = {"mutt-connection", "mutt-secrets"}
 KAFKA_INGRESS = "kafka-broker-ingress.knative-eventing.svc.cluster.local"

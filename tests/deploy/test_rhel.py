@@ -160,6 +160,7 @@ def test_every_mutt_command_is_real_and_each_stage_runs(units: dict[str, Unit]) 
     assert commands.pop("mutt-migrate.container") == "db migrate"
     assert commands.pop("mutt-janitor.container") == "janitor run"
     assert commands.pop("mutt-ingest.container") == "serve ingest"
+    assert commands.pop("mutt-admin.container") == "serve admin"
     assert commands == {f"mutt-{s}.container": f"worker {s}" for s in WORKER_STAGES}
     assert "ingest" in HTTP_FUNCTIONS
 

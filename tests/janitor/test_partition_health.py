@@ -14,10 +14,10 @@ import pg8000.native
 import pytest
 from prometheus_client import REGISTRY
 
+from functions.admin.status import audit_partitions
 from functions.audit.writer import AuditRow, write_rows
 from functions.janitor import partitions
 from functions.janitor.handler import JanitorHandler
-from mutt.commands.status import audit_partitions
 from mutt.db.migrate import migrate
 from shared.config import Settings
 from shared.context import Context

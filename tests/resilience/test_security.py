@@ -177,12 +177,41 @@ ALLOWED: dict[tuple[str, str], Allowed] = {
     ),
     ("mutt/commands/audit.py", "query_config"): Allowed(
         1,
-        frozenset({"', '.join(_CONFIG_COLUMNS)", "' AND '.join(where)"}),
+        frozenset({"', '.join(CONFIG_COLUMNS)", "' AND '.join(where)"}),
         "fixed columns and clauses",
     ),
+    # The operator API's audit pages: Filters.add takes literal clauses only, every
+    # value is bound (:by, :host, ...); the columns are the owners' constants.
+    ("functions/admin/queries.py", "config_page"): Allowed(
+        2, frozenset({"f.sql", "', '.join(CONFIG_COLUMNS)"}), "fixed columns and clauses"
+    ),
+    ("functions/admin/queries.py", "config_after"): Allowed(
+        1, frozenset({"f.sql", "', '.join(CONFIG_COLUMNS)"}), "fixed columns and clauses"
+    ),
+    ("functions/admin/queries.py", "events_page"): Allowed(
+        2, frozenset({"f.sql", "', '.join(EVENT_COLUMNS)"}), "fixed columns and clauses"
+    ),
+    ("functions/admin/queries.py", "events_after"): Allowed(
+        1, frozenset({"f.sql", "', '.join(EVENT_COLUMNS)"}), "fixed columns and clauses"
+    ),
+    # The rule catalog's one column list (VALUE_KEYS, a constant) in its SELECT.
+    ("functions/alert/catalog/tables.py", "<module>"): Allowed(
+        2, frozenset({"', '.join(VALUE_KEYS)", "_RULES_COLUMNS_SQL"}), "fixed column names"
+    ),
     # Column names from the constant RULE_COLUMNS; the rows travel as one :rows jsonb.
-    ("mutt/commands/rules.py", "_apply_rules"): Allowed(
-        2, frozenset({"sets", "columns"}), "fixed column names"
+    # The rule catalog (its one owner): column names from the constant VALUE_KEYS or a
+    # literal tuple; the rows travel as one :rows jsonb, ids as :id / :rid.
+    ("functions/alert/catalog/tables.py", "read_rule"): Allowed(
+        1, frozenset({"', '.join(VALUE_KEYS)"}), "fixed column names"
+    ),
+    ("functions/alert/catalog/tables.py", "rule_history"): Allowed(
+        1, frozenset({"', '.join(cols)"}), "a literal tuple of column names"
+    ),
+    ("functions/alert/catalog/tables.py", "update_rules"): Allowed(
+        1, frozenset({"sets"}), "fixed column names"
+    ),
+    ("functions/alert/catalog/tables.py", "insert_rules"): Allowed(
+        1, frozenset({"columns"}), "fixed column names"
     ),
 }
 

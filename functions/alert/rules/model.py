@@ -52,7 +52,8 @@ class Rule(BaseModel):
     match_string: Annotated[str | None, Field(validate_default=True)] = None
     trap_oid: Annotated[str | None, Field(validate_default=True)] = None
     syslog_severity: Severity | None = None
-    priority: StrictInt = 100
+    # PostgreSQL's INTEGER: a larger priority could be validated but never stored.
+    priority: Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)] = 100
     prod_handling: Handling
     dev_handling: Handling
     team_assignment: str
@@ -68,6 +69,13 @@ class Rule(BaseModel):
                     f"unknown match_type {value[:40]!r}: use contains, regex or oid_prefix"
                 )
             return text
+        return value
+
+    @field_validator("match_string", "trap_oid", "team_assignment", mode="before")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters (PostgreSQL text cannot hold them)")
         return value
 
     @field_validator("match_string")

@@ -1,9 +1,9 @@
-"""Rules, development hosts and device teams as code: validate, then write.
+"""Rules documents: validated by the rule engine's own model before anything is written.
 
-Every entry is validated by the rule engine's own model before anything is
-written (a regex RE2 refuses, a handling typo or a bad OID names the entry
-and the field), and everything is written in one transaction followed by a
-version bump, so all alert instances reload within a second.
+A regex RE2 refuses, a handling typo or a bad OID names the entry and the
+field. ``mutt rules apply`` checks a whole file here; the admin API checks
+one rule with ``check_rule_entry``, the same function each rule of a file
+goes through.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pg8000.native
-import redis
-
-from functions.alert.cache import bump_version
 from functions.alert.rules import Rule, RuleError, RuleSet, validate_rule
 from shared.models import Severity
 
@@ -63,51 +59,6 @@ def parse_catalog(doc: object, origin: str = "rules file") -> Catalog:
         raise ValueError(f"{origin}: 'device_teams' must map host names to team names")
     catalog.device_teams = {k.strip().lower(): v.strip() for k, v in teams.items()}
     return catalog
-
-
-def rule_count(conn: pg8000.native.Connection) -> int:
-    return int(conn.run("SELECT count(*) FROM alert_rules")[0][0])
-
-
-def insert_catalog(
-    conn: pg8000.native.Connection, r: redis.Redis, namespace: str, catalog: Catalog
-) -> None:
-    """Add the catalog's entries in one transaction, then tell every instance."""
-    conn.run("BEGIN")
-    try:
-        for rule in catalog.rules:
-            conn.run(
-                "INSERT INTO alert_rules (match_type, match_string, trap_oid, syslog_severity,"
-                " priority, prod_handling, dev_handling, team_assignment, is_active)"
-                " VALUES (:mt, :ms, :oid, :sev, :prio, :prod, :dev, :team, :active)",
-                mt=rule.match_type.value,
-                ms=rule.match_string,
-                oid=rule.trap_oid,
-                sev=int(rule.syslog_severity) if rule.syslog_severity is not None else None,
-                prio=rule.priority,
-                prod=rule.prod_handling.value,
-                dev=rule.dev_handling.value,
-                team=rule.team_assignment,
-                active=rule.is_active,
-            )
-        for host in catalog.development_hosts:
-            conn.run(
-                "INSERT INTO development_hosts (hostname) VALUES (:h) ON CONFLICT DO NOTHING",
-                h=host,
-            )
-        for host, team in catalog.device_teams.items():
-            conn.run(
-                "INSERT INTO device_teams (hostname, team_assignment) VALUES (:h, :t)"
-                " ON CONFLICT (hostname) DO UPDATE SET team_assignment = EXCLUDED.team_assignment,"
-                " updated_at = now()",
-                h=host,
-                t=team,
-            )
-        conn.run("COMMIT")
-    except Exception:
-        conn.run("ROLLBACK")
-        raise
-    bump_version(r, namespace)
 
 
 # ---------------------------------------------------------------- rules as code
@@ -235,6 +186,23 @@ def _check_rule(
         found.problems.extend(f"{where}: {name}: {reason}" for name, reason in exc.problems)
 
 
+def check_rule_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One rule (fields as in a rules file, no id) as ``alert_rules`` stores it.
+
+    The checks of ``check_catalog`` for one rule: the engine's model, then
+    the compiled rule set the alert stage runs. ``RuleError.problems`` name
+    each bad field.
+    """
+    fields = {k: v for k, v in entry.items() if k not in ("id", "description")}
+    description = entry.get("description")
+    if description is not None and (not isinstance(description, str) or "\x00" in description):
+        raise RuleError("new", [("description", "must be text without NUL characters")])
+    rule = validate_rule({"id": -1, **fields}, where="new", ignore_unknown=False)
+    for err in RuleSet.compile([rule]).rejected:
+        raise RuleError("new", list(err.problems))
+    return rule_values(rule, description)
+
+
 def check_catalog(
     doc: object, origin: str = "rules file", lines: Sequence[int] = ()
 ) -> tuple[Catalog, list[str | None]]:
@@ -274,17 +242,3 @@ def check_catalog(
     if found.problems:
         raise CatalogInvalid(found.problems)
     return catalog, found.descriptions
-
-
-__all__ = [
-    "Catalog",
-    "CatalogInvalid",
-    "RuleError",
-    "catalog_document",
-    "check_catalog",
-    "insert_catalog",
-    "parse_catalog",
-    "rule_count",
-    "rule_document",
-    "rule_values",
-]
