@@ -169,6 +169,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(args.function, settings.log_level, settings.log_format)
     settings.require_urls()
+    if args.function == "ingest":  # the public one: no key, no start (unless loopback or off)
+        from functions.ingest.exposure import check_start
+        from shared.context import Context
+
+        check_start(settings, Context(settings).secrets, args.host)
     check_port_free(args.host, args.port)
     source = Path(functions.__file__).parent.parent / HTTP_FUNCTIONS[args.function]
     app = functions_framework.create_app(args.function, str(source), "http")  # type: ignore[no-untyped-call]

@@ -43,6 +43,13 @@ EVENTS_RECEIVED = Counter("mutt_events_received_total", "events in requests", ["
 EVENTS_ACCEPTED = Counter("mutt_events_accepted_total", "events published to the stream")
 EVENTS_DUPLICATE = Counter("mutt_events_duplicate_total", "events acknowledged as duplicates")
 EVENTS_REJECTED = Counter("mutt_events_rejected_total", "events or requests refused", ["reason"])
+AUTH_FAILURES = Counter(
+    "mutt_ingest_auth_failures_total", "requests with missing or invalid credentials", ["reason"]
+)
+AUTH_THROTTLED = Counter(
+    "mutt_ingest_auth_throttled_total",
+    "requests answered 429 because their address failed authentication too often",
+)
 
 # stream stages (worker and relay)
 STAGE_EVENTS = Counter("mutt_stage_events_total", "events handled by a stage", ["stage", "outcome"])

@@ -97,7 +97,14 @@ def test_ingest_refuses_missing_and_wrong_credentials_with_401(
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "ingest_api_keys").write_text("\n".join(KEYS) + "\n")
-    pipeline = Pipeline(settings, tmp_path / "logs", MUTT_SECRETS_DIR=str(secrets))
+    # 30 refusals from one address: above the default throttle (its own test is
+    # tests/ingest/test_auth.py), so the limit is raised to see every 401.
+    pipeline = Pipeline(
+        settings,
+        tmp_path / "logs",
+        MUTT_SECRETS_DIR=str(secrets),
+        MUTT_INGEST_AUTH_FAILURE_LIMIT="1000",
+    )
     answers: dict[str, int] = {}
     try:
         url = pipeline.ingest()
