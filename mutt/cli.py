@@ -162,6 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from functions_framework._http import create_server
 
     import functions
+    from mutt.gunicorn_options import hardening
     from mutt.run import check_port_free
     from mutt.stages import HTTP_FUNCTIONS
     from shared.logs import setup_logging
@@ -181,7 +182,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # client could then send a request line of any size, which gunicorn buffers
     # and rescans on every read (memory and CPU without bound). 8190 is
     # gunicorn's own maximum, far above any MUTT route.
-    server = create_server(app, False, limit_request_line=MAX_REQUEST_LINE)  # type: ignore[no-untyped-call]
+    server = create_server(  # type: ignore[no-untyped-call]
+        app, False, limit_request_line=MAX_REQUEST_LINE, **hardening()
+    )
     server.run(args.host, args.port)
     return 0
 
