@@ -60,7 +60,8 @@ class Settings(BaseModel):
         le=65535,
         description="workers and the relay serve /healthz, /readyz, /metrics on this port",
     )
-    health_host: str = Field(default="0.0.0.0", description="address of that small server")  # noqa: S104
+    # Every interface: kubelet and Prometheus reach a pod's probes and metrics from outside it.
+    health_host: str = Field(default="0.0.0.0", description="address of that small server")  # noqa: S104 - see above
     worker_batch_size: int = Field(
         default=100, ge=1, le=10_000, description="entries a stream worker takes per read"
     )

@@ -208,7 +208,7 @@ def test_the_pipeline_runs_as_a_random_uid_in_group_zero_on_a_read_only_root(
 ) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
-    image_env, cmd, _, _ = image()
+    _, cmd, _, _ = image()
     procs = ImageProcesses(settings, data_dir, logs)
     # The emulation is real: that user is UID in group 0 alone, and can write the
     # data directory but not /tmp, HOME or the venv.
@@ -258,7 +258,7 @@ def test_the_pipeline_runs_as_a_random_uid_in_group_zero_on_a_read_only_root(
     for complaint in ("Read-only file system", "Permission denied", "No usable temporary"):
         assert complaint not in everything, everything
     assert set(codes.values()) <= {0}, (codes, everything)
-    written = [p for p in data_dir.rglob("*")]
+    written = list(data_dir.rglob("*"))
     assert written, "MUTT wrote nothing where the image lets it write"
     for path in written:
         st = path.stat()
