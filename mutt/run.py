@@ -71,6 +71,10 @@ class Pipeline:
     def start(self, say: Callable[[str], None]) -> None:
         check_port_free(self.host, self.port)
         s = self.settings
+        from functions.ingest.exposure import check_start  # before any server: fail fast
+        from shared.context import Context
+
+        check_start(s, Context(s).secrets, self.host)
         if not s.redis_url or not s.database_url:
             self.lock = DataDirLock(s.data_dir)
             self.lock.acquire()

@@ -106,7 +106,7 @@ class Ingest:
             self.settings.ingest_auth_failure_limit,
             self.settings.ingest_auth_failure_window_seconds,
         )
-        self._proxies = self.settings.trusted_proxies
+        self.proxies = self.settings.trusted_proxies
         self.admitter = Admitter(ctx.redis, ctx.keys, ctx.dynamic)
         watch_streams(ctx.redis, ctx.keys)
 
@@ -127,7 +127,7 @@ class Ingest:
             return ops
         correlation = _correlation_id(request)
         started = time.perf_counter()
-        route = _route_label(request.path)
+        route = route_label(request.path)
         parent = context_from({k.lower(): v for k, v in request.headers.items()})
         with span("mutt.ingest", context=parent, kind=SpanKind.SERVER) as current:
             current.set_attribute("mutt.route", route)
@@ -161,7 +161,7 @@ class Ingest:
 
     def _authenticate(self, request: flask.Request, headers: dict[str, str]) -> None:
         """Pass, or raise the 429 / 401 / 503; a throttled address's key is not even read."""
-        client = client_address(request.remote_addr, headers.get("x-forwarded-for"), self._proxies)
+        client = client_address(request.remote_addr, headers.get("x-forwarded-for"), self.proxies)
         wait = self.throttle.retry_after(client)
         if wait is not None:
             AUTH_THROTTLED.inc()
@@ -407,7 +407,7 @@ _REASONS = {
 }
 
 
-def _route_label(path: str) -> str:
+def route_label(path: str) -> str:
     if path in LEGACY_PATHS:
         return "legacy"
     if path in ALERTMANAGER_PATHS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import flask
 import pytest
 import redis
 from flask.testing import FlaskClient
@@ -205,3 +206,39 @@ def test_throttled_answers_cost_no_key_comparison(
     monkeypatch.setattr(auth, "matches", lambda given, keys: compared.append(given) or False)
     assert client.post("/ingest", json=EVENT, headers=bad).status_code == 429
     assert compared == []  # what it costs instead: bench/auth_flood_bench.py
+
+
+def test_a_throttled_address_is_answered_before_flask(
+    strict: tuple[FlaskClient, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 429 comes from the WSGI gate (functions/ingest/throttle_gate.py), with the
+    same answer the app gives: the app itself is never called for it."""
+    client, _ = strict
+    bad = {"X-API-KEY": "guess", "X-Forwarded-For": "203.0.113.60", "X-Correlation-ID": "c-1"}
+    for _ in range(3):
+        assert client.post("/ingest", json=EVENT, headers=bad).status_code == 401
+    requests_429 = metric("mutt_ingest_requests_total", route="legacy", code="429")
+    rejected = metric("mutt_events_rejected_total", reason="auth_throttled")
+
+    called: list[str] = []
+
+    def spy(self: object, request: flask.Request) -> flask.Response:
+        called.append(request.path)
+        return flask.Response(b"", 204)
+
+    monkeypatch.setattr(ingest_app.Ingest, "__call__", spy)
+    answer = client.post("/ingest", json=EVENT, headers=bad)
+    assert answer.status_code == 429
+    assert called == []
+    assert answer.json["error"].startswith("too many failed authentications")
+    assert 1 <= answer.json["retry_after_seconds"] == int(answer.headers["Retry-After"]) <= 60
+    assert answer.headers["X-Correlation-ID"] == "c-1"
+    assert answer.headers["X-MUTT-API-Version"]
+    assert answer.headers["Deprecation"] == "true"  # /ingest is a deprecated route
+    assert metric("mutt_ingest_requests_total", route="legacy", code="429") - requests_429 == 1
+    assert metric("mutt_events_rejected_total", reason="auth_throttled") - rejected == 1
+    # Probes, and other addresses, still reach the app.
+    assert client.get("/healthz", headers=bad).status_code == 204
+    other = {"X-API-KEY": "guess", "X-Forwarded-For": "198.51.100.60"}
+    assert client.post("/ingest", json=EVENT, headers=other).status_code == 204
+    assert called == ["/healthz", "/ingest"]

@@ -122,3 +122,22 @@ def test_the_start_check_sets_what_the_process_allows(settings: Settings, tmp_pa
         check_start(settings.model_copy(update={"ingest_auth": "off"}), empty, "10.0.0.1")
     finally:
         auth.allow_keyless(False)
+
+
+def test_mutt_run_off_loopback_refuses_before_starting_anything(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = {**settings_env(settings), "MUTT_DATA_DIR": str(tmp_path / "data")}
+    del env["MUTT_REDIS_URL"], env["MUTT_DATABASE_URL"]  # it would embed both: it must not
+    proc = subprocess.run(
+        mutt("run", "--host", "0.0.0.0", "--port", str(free_port())),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "ingest would listen on 0.0.0.0 with no API key" in lines[0]
+    assert not (tmp_path / "data").exists()  # no embedded server was started
