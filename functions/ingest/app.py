@@ -15,8 +15,8 @@ in process: a bad-key flood never reaches Redis), credentials (401; 503
 while no key is configured), content type (415), body (400), backpressure
 (503), then rate limit + dedup + publish in one atomic step (429 or 2xx).
 Nothing invalid reaches the stream, and 2xx means the events are in it.
-Items of a batch are validated one by one: valid ones
-are accepted, invalid ones listed in a 400 answer with their index.
+Items of a batch are validated one by one: valid ones are accepted, invalid
+ones listed in a 400 answer with their index.
 """
 
 from __future__ import annotations

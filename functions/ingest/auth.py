@@ -90,10 +90,6 @@ class ApiKeys:
     def configured(self) -> list[str]:
         return configured_keys(self._secrets)
 
-    @property
-    def enabled(self) -> bool:
-        return self.mode == "on" and bool(self.configured())
-
     def state(self) -> str:
         """For ``/readyz``: ``ok (...)`` or the reason ingest refuses every request."""
         if self.mode == "off":
