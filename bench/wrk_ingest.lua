@@ -1,6 +1,6 @@
 -- wrk script of the ingest benchmarks (one thread: wrk -t1).
 --
--- wrk ... -s bench/wrk_ingest.lua URL -- MODE PREFIX POOL [LIMIT]
+-- wrk ... -s bench/wrk_ingest.lua URL -- MODE PREFIX POOL [LIMIT [KEY]]
 --   MODE    ce      binary-mode CloudEvent at POST /, one event per request;
 --                   the ce-id header is PREFIX..n (a Lua counter), so dedup
 --                   never hides work
@@ -13,6 +13,7 @@
 --   LIMIT   0 (default): run for wrk's duration. N > 0: ids wrap after N (so any
 --           request beyond the N-th is a duplicate, never published twice) and
 --           the thread stops after N responses.
+--   KEY     optional: sent as X-API-KEY on every request
 -- done() prints one line: BENCH_JSON {...} (latencies in microseconds).
 
 local mode, prefix, limit = "ce", "r", 0
@@ -37,6 +38,9 @@ function init(args)
     end
   end
   wrk.method = "POST"
+  if args[5] and args[5] ~= "" then
+    wrk.headers["X-API-KEY"] = args[5]
+  end
   if mode == "ce" then
     wrk.path = "/"
     wrk.headers["Content-Type"] = "application/json"

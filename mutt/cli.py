@@ -205,6 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from functions_framework._http import create_server
 
     import functions
+    from mutt.gunicorn_options import hardening
     from mutt.run import check_port_free
     from mutt.stages import HTTP_FUNCTIONS
     from shared.logs import setup_logging
@@ -212,6 +213,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(args.function, settings.log_level, settings.log_format)
     settings.require_urls()
+    if args.function == "ingest":  # the public one: no key, no start (unless loopback or off)
+        from functions.ingest.exposure import check_start
+        from shared.context import Context
+
+        check_start(settings, Context(settings).secrets, args.host)
     check_port_free(args.host, args.port)
     source = Path(functions.__file__).parent.parent / HTTP_FUNCTIONS[args.function]
     app = functions_framework.create_app(args.function, str(source), "http")  # type: ignore[no-untyped-call]
@@ -219,7 +225,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # client could then send a request line of any size, which gunicorn buffers
     # and rescans on every read (memory and CPU without bound). 8190 is
     # gunicorn's own maximum, far above any MUTT route.
-    server = create_server(app, False, limit_request_line=MAX_REQUEST_LINE)  # type: ignore[no-untyped-call]
+    server = create_server(  # type: ignore[no-untyped-call]
+        app, False, limit_request_line=MAX_REQUEST_LINE, **hardening()
+    )
     server.run(args.host, args.port)
     return 0
 

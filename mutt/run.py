@@ -89,6 +89,10 @@ class Pipeline:
         check_port_free(self.host, self.port)
         self._admin_port_free(say)
         s = self.settings
+        from functions.ingest.exposure import check_start  # before any server: fail fast
+        from shared.context import Context
+
+        check_start(s, Context(s).secrets, self.host)
         if not s.redis_url or not s.database_url:
             self.lock = DataDirLock(s.data_dir)
             self.lock.acquire()

@@ -7,6 +7,7 @@ settings (rate limits, thresholds) live in Redis and are not here.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,7 +60,8 @@ class Settings(BaseModel):
         le=65535,
         description="workers and the relay serve /healthz, /readyz, /metrics on this port",
     )
-    health_host: str = Field(default="0.0.0.0", description="address of that small server")  # noqa: S104
+    # Every interface: kubelet and Prometheus reach a pod's probes and metrics from outside it.
+    health_host: str = Field(default="0.0.0.0", description="address of that small server")  # noqa: S104 - see above
     worker_batch_size: int = Field(
         default=100, ge=1, le=10_000, description="entries a stream worker takes per read"
     )
@@ -106,6 +108,27 @@ class Settings(BaseModel):
     )
     ingest_cloudevents_batch: bool = Field(
         default=False, description="accept application/cloudevents-batch+json at POST /"
+    )
+    ingest_auth: Literal["on", "off"] = Field(
+        default="on",
+        description="on: requests need a key of the secret ingest_api_keys, and without one"
+        " ingest starts only on a loopback address; off: no authentication (logged at every"
+        " start)",
+    )
+    ingest_auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="failed authentications per client address and window; then 429",
+    )
+    ingest_auth_failure_window_seconds: float = Field(
+        default=60.0, gt=0, le=86_400, description="that window, in seconds"
+    )
+    ingest_trusted_proxies: str = Field(
+        default="",
+        description="comma-separated networks of proxies in front of ingest (Knative's"
+        " queue-proxy, activator, ingress): the client address is the last X-Forwarded-For"
+        " entry outside them; empty = the TCP peer",
     )
     forward_config: Path | None = Field(
         default=None,
@@ -175,6 +198,24 @@ class Settings(BaseModel):
                 raise ValueError(f"sslmode must be one of {', '.join(TLS_MODES)}")
         return value
 
+    @field_validator("ingest_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in split_networks(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item[:50]!r} is not a network (10.0.0.0/8, ::1)") from None
+        return value
+
+    @property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of ``MUTT_INGEST_TRUSTED_PROXIES``, parsed."""
+        return tuple(
+            ipaddress.ip_network(item, strict=False)
+            for item in split_networks(self.ingest_trusted_proxies)
+        )
+
     @property
     def sink_path(self) -> Path:
         """Where the file sink writes alerts."""
@@ -191,6 +232,11 @@ class Settings(BaseModel):
                 "MUTT_DATABASE_URL is not set (only `mutt run` starts an embedded PostgreSQL)"
             )
         return self.redis_url, self.database_url
+
+
+def split_networks(value: str) -> list[str]:
+    """The items of a comma-separated list of networks."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def env_name(field: str) -> str:

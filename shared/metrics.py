@@ -48,6 +48,13 @@ UNKNOWN_SEVERITY = Counter(
     "events accepted with a severity ingest could not read (raw value kept, default used)",
     ["kind"],
 )
+AUTH_FAILURES = Counter(
+    "mutt_ingest_auth_failures_total", "requests with missing or invalid credentials", ["reason"]
+)
+AUTH_THROTTLED = Counter(
+    "mutt_ingest_auth_throttled_total",
+    "requests answered 429 because their address failed authentication too often",
+)
 
 # stream stages (worker and relay)
 STAGE_EVENTS = Counter("mutt_stage_events_total", "events handled by a stage", ["stage", "outcome"])

@@ -61,6 +61,11 @@ def connect_redis(
     options: dict[str, object] = {"socket_connect_timeout": timeout, "health_check_interval": 30}
     if not url.startswith("unix://"):
         options["socket_keepalive"] = True
+    if url.startswith("rediss://"):
+        # Verify the certificate and the host name whatever redis-py's default
+        # (False before 6.0); ?ssl_check_hostname=false in the URL still wins.
+        options["ssl_cert_reqs"] = "required"
+        options["ssl_check_hostname"] = True
     if passwords:
         parts = urlsplit(url)
         user = unquote(parts.username) if parts.username else None

@@ -115,7 +115,8 @@ def test_bench_lists_every_benchmark() -> None:
         timeout=60,
         check=True,
     )
-    for name in ("ingest_bench", "audit_bench", "forward_bench", "e2e_bench", "rules_bench"):
+    names = ("ingest_bench", "audit_bench", "forward_bench", "e2e_bench", "rules_bench")
+    for name in (*names, "auth_flood_bench"):
         assert name in done.stdout
 
 
@@ -147,6 +148,30 @@ def test_ingest_bench_quick(servers: tuple[str, str]) -> None:
             assert row["events/s"] != "0", row
             assert row["in stream"] != "0", row  # the events are in Redis, not just answered
     assert_cleaned_up(servers, stderr)
+
+
+def test_auth_flood_bench_quick(servers: tuple[str, str]) -> None:
+    needs_wrk()
+    tables, stderr = run_bench(servers, "auth_flood_bench", "--quick")
+    table = only_table(tables, "bad-key flood vs good requests")
+    assert columns(table) == [
+        "load",
+        "requests",
+        "answers",
+        "server CPU s",
+        "Redis CPU s",
+        "CPU us/req",
+        "vs good",
+        "vs good x100",
+    ]
+    rows = {row["load"]: row for row in table}
+    assert rows["good, 1 event/request"]["answers"].startswith("202:")
+    assert rows["good, 100 events/request"]["answers"].startswith("202:")
+    throttled = rows["bad key (throttled)"]["answers"].split()
+    assert throttled[0] == "401:20" and throttled[1].startswith("429:"), throttled
+    assert rows["bad key, no throttle"]["answers"].startswith("401:")
+    assert rows["floor: gunicorn, empty answer"]["answers"].startswith("429:")
+    assert "cleanup: deleted" in stderr
 
 
 def test_audit_bench_quick(servers: tuple[str, str]) -> None:

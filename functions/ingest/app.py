@@ -10,11 +10,13 @@ Routes:
                            the Prometheus Alertmanager webhook (version 4)
   GET  /healthz /readyz /metrics
 
-Order of checks: route, size (413), credentials (401), content type (415),
-body (400), backpressure (503), then rate limit + dedup + publish in one
-atomic step (429 or 2xx). Nothing invalid reaches the stream, and 2xx means
-the events are in it. Items of a batch are validated one by one: valid ones
-are accepted, invalid ones listed in a 400 answer with their index.
+Order of checks: route, size (413), failed-authentication throttle (429,
+in process: a bad-key flood never reaches Redis), credentials (401; 503
+while no key is configured), content type (415), body (400), backpressure
+(503), then rate limit + dedup + publish in one atomic step (429 or 2xx).
+Nothing invalid reaches the stream, and 2xx means the events are in it.
+Items of a batch are validated one by one: valid ones are accepted, invalid
+ones listed in a 400 answer with their index.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from opentelemetry.trace import SpanKind
 
 from functions.ingest.admission import Admitter
 from functions.ingest.alertmanager import parse_alertmanager
-from functions.ingest.auth import ApiKeys
+from functions.ingest.auth import ApiKeys, Verdict
+from functions.ingest.auth_throttle import FailureLimiter
 from functions.ingest.binary_mode import BinaryModeError, parse_binary
+from functions.ingest.client_address import client_address
 from functions.ingest.cloudevent_data import ACCEPTED_TYPES, parse_cloudevent_data
 from functions.ingest.contract import API_VERSION, DEPRECATED_ROUTES, DEPRECATED_SUNSET, openapi
 from functions.ingest.errors import InputError
@@ -46,6 +50,8 @@ from shared.context import Context, get_context
 from shared.errors import UnreachableError
 from shared.http_function import json_response, serve_ops
 from shared.metrics import (
+    AUTH_FAILURES,
+    AUTH_THROTTLED,
     EVENTS_ACCEPTED,
     EVENTS_DUPLICATE,
     EVENTS_RECEIVED,
@@ -84,6 +90,7 @@ class Problem(Exception):
     def __init__(self, status: int, message: str, **extra: object) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = _REASONS.get(status, str(status))  # the metric label; may be refined
         self.body: dict[str, object] = {"error": message, **extra}
         self.headers: dict[str, str] = {}
 
@@ -94,11 +101,14 @@ class Ingest:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-        self.keys = ApiKeys(ctx.secrets)
+        self.keys = ApiKeys(ctx.secrets, self.settings.ingest_auth)
+        self.throttle = FailureLimiter(
+            self.settings.ingest_auth_failure_limit,
+            self.settings.ingest_auth_failure_window_seconds,
+        )
+        self.proxies = self.settings.trusted_proxies
         self.admitter = Admitter(ctx.redis, ctx.keys, ctx.dynamic)
         watch_streams(ctx.redis, ctx.keys)
-        if not self.keys.enabled:
-            log.warning("ingest authentication is OFF: no secret 'ingest_api_keys' is configured")
 
     def __call__(self, request: flask.Request) -> flask.Response:
         response = self._dispatch(request)
@@ -117,7 +127,7 @@ class Ingest:
             return ops
         correlation = _correlation_id(request)
         started = time.perf_counter()
-        route = _route_label(request.path)
+        route = route_label(request.path)
         parent = context_from({k.lower(): v for k, v in request.headers.items()})
         with span("mutt.ingest", context=parent, kind=SpanKind.SERVER) as current:
             current.set_attribute("mutt.route", route)
@@ -136,9 +146,7 @@ class Ingest:
             parser = self._route(request)
             self._check_size(request)
             headers = {k.lower(): v for k, v in request.headers.items()}
-            denied = self.keys.check(headers)
-            if denied:
-                raise Problem(401, denied)
+            self._authenticate(request, headers)
             body = self._read(request)
             parsed = parser(request, headers, body, correlation)
             EVENTS_RECEIVED.labels(route).inc(len(parsed.events) + len(parsed.errors))
@@ -146,10 +154,36 @@ class Ingest:
                 EVENTS_REJECTED.labels("validation").inc(len(parsed.errors))
             response = self._admit(parsed)
         except Problem as p:
-            EVENTS_REJECTED.labels(_REASONS.get(p.status, str(p.status))).inc()
+            EVENTS_REJECTED.labels(p.reason).inc()
             response = json_response(p.body, p.status, p.headers)
         response.headers["X-Correlation-ID"] = correlation
         return response
+
+    def _authenticate(self, request: flask.Request, headers: dict[str, str]) -> None:
+        """Pass, or raise the 429 / 401 / 503; a throttled address's key is not even read."""
+        client = client_address(request.remote_addr, headers.get("x-forwarded-for"), self.proxies)
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            AUTH_THROTTLED.inc()
+            p = Problem(
+                429,
+                "too many failed authentications from this address; retry later",
+                retry_after_seconds=wait,
+            )
+            p.reason = "auth_throttled"
+            p.headers["Retry-After"] = str(wait)
+            raise p
+        verdict = self.keys.check(headers)
+        if verdict is Verdict.OK:
+            return
+        if verdict is Verdict.UNCONFIGURED:
+            p = Problem(503, verdict.value)
+            p.reason = "auth"
+            p.headers["Retry-After"] = "30"
+            raise p
+        AUTH_FAILURES.labels(verdict.name.lower()).inc()
+        self.throttle.failed(client)
+        raise Problem(401, verdict.value)
 
     def _route(
         self, request: flask.Request
@@ -356,7 +390,7 @@ class Ingest:
         return json_response(body, 202)
 
     def _probe(self, ctx: Context) -> dict[str, str]:
-        return {"auth": "ok (on)" if self.keys.enabled else "ok (off: no ingest_api_keys)"}
+        return {"auth": self.keys.state()}
 
 
 _OPENAPI = orjson.dumps(openapi())
@@ -373,7 +407,7 @@ _REASONS = {
 }
 
 
-def _route_label(path: str) -> str:
+def route_label(path: str) -> str:
     if path in LEGACY_PATHS:
         return "legacy"
     if path in ALERTMANAGER_PATHS:

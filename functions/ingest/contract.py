@@ -204,8 +204,8 @@ def _responses(accepted_codes: tuple[int, ...] = (202,)) -> dict[str, Any]:
     ):
         out[code] = {"description": why, "headers": _HEADERS, "content": _json(_ref("Problem"))}
     for code, why in (
-        ("429", "rate limit: retry after"),
-        ("503", "backlog or stream unavailable: retry after"),
+        ("429", "rate limit, or too many failed authentications from this address: retry after"),
+        ("503", "backlog, stream unavailable or no API key configured: retry after"),
     ):
         out[code] = {"description": why, "headers": _RETRY, "content": _json(_ref("Problem"))}
     return out

@@ -443,7 +443,7 @@ class BatchSender:
         if asked is not None:
             return min(max(asked, 0.0), cfg.max_retry_after)
         ceiling = min(cfg.max_backoff, cfg.min_backoff * 2 ** min(attempt - 1, 16))
-        return random.uniform(cfg.min_backoff, max(cfg.min_backoff, ceiling))  # noqa: S311
+        return random.uniform(cfg.min_backoff, max(cfg.min_backoff, ceiling))  # noqa: S311 - jitter
 
     def _request_timeout(self) -> float | None:
         """The client's timeout, shortened to what is left of the grace period."""

@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 
 import functions
 from functions.ingest import app as ingest_app
+from functions.ingest import auth
+from functions.ingest.exposure import check_start
 from shared.config import Settings
 from shared.context import Context, set_context
 
@@ -19,7 +21,10 @@ API_KEY = "k3y-for-tests"
 
 
 def make_client(settings: Settings) -> FlaskClient:
-    set_context(Context(settings))
+    """The app as ``mutt serve ingest`` on 127.0.0.1 runs it (open when no key is set)."""
+    ctx = Context(settings)
+    check_start(settings, ctx.secrets, "127.0.0.1")
+    set_context(ctx)
     ingest_app._ingest = None
     return functions_framework.create_app("ingest", str(SOURCE), "http").test_client()
 
@@ -29,6 +34,7 @@ def client(settings: Settings) -> Iterator[FlaskClient]:
     yield make_client(settings)
     set_context(None)
     ingest_app._ingest = None
+    auth.allow_keyless(False)
 
 
 @pytest.fixture
@@ -39,3 +45,4 @@ def secured(settings: Settings, tmp_path: Path) -> Iterator[FlaskClient]:
     yield make_client(settings.model_copy(update={"secrets_dir": secrets}))
     set_context(None)
     ingest_app._ingest = None
+    auth.allow_keyless(False)

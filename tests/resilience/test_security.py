@@ -5,7 +5,11 @@ Proven elsewhere, referenced here (not duplicated):
 - secrets never appear in logs, streams, events or error answers:
   ``tests/secrets/test_no_secret_leaks.py``;
 - containers run as a numeric non-root user with nothing run after it:
-  ``tests/deploy/test_containers.py``.
+  ``tests/deploy/test_containers.py``; and the image's processes really run as
+  a random UID in group 0 on a read-only root: ``tests/deploy/test_image_runtime.py``;
+- TLS to PostgreSQL and Redis against real TLS servers:
+  ``tests/shared/test_tls_servers.py``; every HTTP route's auth decision:
+  ``tests/security/test_routes.py``.
 
 ``test_the_referenced_proofs_exist`` fails if either is renamed or removed,
 so docs/reliability.md never points at a proof that is gone.
@@ -97,7 +101,14 @@ def test_ingest_refuses_missing_and_wrong_credentials_with_401(
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "ingest_api_keys").write_text("\n".join(KEYS) + "\n")
-    pipeline = Pipeline(settings, tmp_path / "logs", MUTT_SECRETS_DIR=str(secrets))
+    # 30 refusals from one address: above the default throttle (its own test is
+    # tests/ingest/test_auth.py), so the limit is raised to see every 401.
+    pipeline = Pipeline(
+        settings,
+        tmp_path / "logs",
+        MUTT_SECRETS_DIR=str(secrets),
+        MUTT_INGEST_AUTH_FAILURE_LIMIT="1000",
+    )
     answers: dict[str, int] = {}
     try:
         url = pipeline.ingest()
@@ -397,8 +408,15 @@ def good(conn, name):
 
 
 def test_the_referenced_proofs_exist() -> None:
-    from tests.deploy import test_containers
+    from tests.deploy import test_containers, test_image_runtime
     from tests.secrets import test_no_secret_leaks
+    from tests.security import test_routes
+    from tests.shared import test_tls_servers
 
     assert callable(test_no_secret_leaks.test_secrets_never_leak)
     assert callable(test_containers.test_runtime_runs_as_non_root_with_group_zero_writable_paths)
+    assert callable(
+        test_image_runtime.test_the_pipeline_runs_as_a_random_uid_in_group_zero_on_a_read_only_root
+    )
+    assert callable(test_tls_servers.test_verify_full_checks_the_ca_and_the_name)
+    assert callable(test_routes.test_every_route_has_an_auth_decision)

@@ -16,6 +16,8 @@ from werkzeug.serving import make_server
 
 import functions
 from functions.ingest import app as ingest_app
+from functions.ingest import auth
+from functions.ingest.exposure import check_start
 from mutt.cli import build_parser
 from shared.broker.keys import Keys
 from shared.config import Settings
@@ -39,7 +41,9 @@ def source_command(*args: str) -> list[str]:
 @contextmanager
 def ingest_server(settings: Settings) -> Iterator[str]:
     """The real ingest app (functions-framework, as ``mutt serve ingest``) on a free port."""
-    set_context(Context(settings))
+    ctx = Context(settings)
+    check_start(settings, ctx.secrets, "127.0.0.1")
+    set_context(ctx)
     ingest_app._ingest = None
     app = functions_framework.create_app("ingest", str(INGEST_SOURCE), "http")  # type: ignore[no-untyped-call]
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -52,6 +56,7 @@ def ingest_server(settings: Settings) -> Iterator[str]:
         thread.join(5)
         set_context(None)
         ingest_app._ingest = None
+        auth.allow_keyless(False)
 
 
 def published(r: redis.Redis, keys: Keys) -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ _RECORDSET = (
 # column is an integer, text, boolean or NULL, so JSON gives the same Python values.
 _RULES_COLUMNS_SQL = ", ".join(RULE_COLUMNS)
 _RULES_JSON = (
-    "SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"  # noqa: S608
+    "SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"  # noqa: S608 - fixed
     " (SELECT " + _RULES_COLUMNS_SQL + " FROM alert_rules) r"  # fixed column names
 )
 
