@@ -37,9 +37,13 @@ class ReceiveClock:
         self._lock = threading.Lock()
 
     def now_ns(self) -> int:
+        return self.take(1)
+
+    def take(self, count: int) -> int:
+        """The first of ``count`` consecutive receive times, all later than any given before."""
         with self._lock:
             now = max(time.time_ns(), self._last + 1)
-            self._last = now
+            self._last = now + max(1, count) - 1
             return now
 
 

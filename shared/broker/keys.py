@@ -77,6 +77,13 @@ class Keys:
         """One sample ``host<TAB>message`` per fingerprint of ``unhandled_top``."""
         return f"{self.namespace}:{{unhandled}}!samples:{bucket}"
 
+    def source(self, kind: str, instance: str) -> str:
+        """The last counters a source instance (``mutt syslog``) published, with a TTL."""
+        return f"{self.namespace}:source:{kind}:{instance}"
+
+    def source_pattern(self) -> str:
+        return f"{self.namespace}:source:*"
+
     def stream_for(self, event_type: str) -> str:
         """The stream a reply of this type is published to."""
         try:
