@@ -3,7 +3,9 @@
 One screen with the numbers an operator checks first: backlog per stream
 and consumer group (pending, lag, age of the oldest pending entry), parked
 retries, dead letters, circuit breakers, the rule set in force, the
-audit partitions and the most frequent events no rule matched. Ages use
+audit partitions, the most frequent events no rule matched, and what each
+running ``mutt syslog`` received and lost (it publishes its counters to
+Redis every few seconds; see ``mutt.sources.source_status``). Ages use
 the Redis server's clock, so a skewed operator laptop does not distort
 them. ``--check`` exits 1 when something needs attention, for cron or a
 monitoring probe.
@@ -31,6 +33,7 @@ from mutt.commands.common import (
     render_table,
     stream_id_ms,
 )
+from mutt.sources.source_status import read_sources
 from shared.broker.keys import Keys
 from shared.broker.schedule import schedule_keys
 from shared.context import Context
@@ -181,6 +184,7 @@ def collect(ctx: Context) -> dict[str, Any]:
         },
         "audit": audit_partitions(conn),
         "unhandled": unhandled_status(ctx),
+        "sources": read_sources(r, keys),
     }
     doc["attention"] = attention(doc)
     return doc
@@ -215,6 +219,17 @@ def attention(doc: dict[str, Any]) -> list[str]:
         )
     if doc["rules"]["active"] == 0:
         notes.append("no active rules: every event is unhandled (mutt rules apply)")
+    for src in doc["sources"]:
+        name = f"{src.get('kind')} {src.get('instance')}"
+        recent = int(src.get("dropped_recently", 0))
+        if recent:
+            notes.append(
+                f"{name} dropped {recent} messages in the last"
+                f" {format_age(float(src.get('recent_seconds', 60)))}"
+                " (kernel buffer or intake queue full: docs/sources.md, sizing)"
+            )
+        if src.get("ingest", "ok") != "ok":
+            notes.append(f"{name} cannot deliver to ingest: {src['ingest']}")
     return notes
 
 
@@ -264,6 +279,36 @@ def render(doc: dict[str, Any]) -> str:
         f" ({audit['months_ahead'] if audit['months_ahead'] is not None else '?'} months ahead);"
         f" DEFAULT partition: {audit['default_rows']}{capped} rows"
     )
+    if doc["sources"]:
+        srows = [
+            (
+                f"{src.get('kind')} {src.get('instance')}",
+                src.get("received", 0),
+                src.get("accepted", 0),
+                src.get("buffered", 0),
+                src.get("dropped", 0),
+                src.get("kernel_drops", 0),
+                src.get("lost", 0),
+                src.get("dropped_recently", 0),
+            )
+            for src in doc["sources"]
+        ]
+        out += [
+            "",
+            render_table(
+                [
+                    "SOURCE",
+                    "RECEIVED",
+                    "ACCEPTED",
+                    "BUFFERED",
+                    "QUEUE DROPS",
+                    "KERNEL DROPS",
+                    "LOST",
+                    "DROPS LAST MIN",
+                ],
+                srows,
+            ),
+        ]
     top = doc["unhandled"]["top"]
     if top:
         window = format_age(doc["unhandled"]["window_seconds"])
