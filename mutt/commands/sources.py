@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INGEST_URL = "http://127.0.0.1:8080/"
 MAX_MESSAGE_BYTES = 65_536  # ingest's own limit on a message
-DEFAULT_BATCH = 100
+DEFAULT_BATCH = 500
 DEFAULT_FLUSH = 0.2
 DEFAULT_BUFFER = 100_000  # 5 s at 20,000 msg/s, ~25 MB of received lines
 DEFAULT_LANES = 4
@@ -36,7 +36,7 @@ DEFAULT_RCVBUF = 8 * 1024 * 1024
 EPILOG_SYSLOG = """examples:
   mutt syslog                         # UDP + TCP on 127.0.0.1:5514 -> http://127.0.0.1:8080/
   mutt syslog --host 0.0.0.0 --ingest-url http://ingest.mutt.svc.cluster.local/
-  mutt syslog --no-udp --tcp-port 6514 --batch-size 500 --buffer-size 100000
+  mutt syslog --no-udp --tcp-port 6514 --batch-size 1000 --buffer-size 500000 --lanes 8
   logger --server 127.0.0.1 --port 5514 --tcp --rfc5424 'Interface Gi0/1, changed state to down'
 
 Batches are sent as application/cloudevents-batch+json, which ingest takes by default (one
