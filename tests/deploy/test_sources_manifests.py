@@ -200,7 +200,11 @@ def test_settings_secrets_and_security_follow_the_base(docs: list[kube.Doc]) -> 
     env = kube.env_of(c)
     kube.check_env(env, "knative/sources/syslog.yaml")
     assert env["MUTT_SECRETS_DIR"] == SECRETS_DIR  # ingest_api_keys → X-API-KEY
-    assert "MUTT_REDIS_URL" not in env and "MUTT_DATABASE_URL" not in env, "needs neither"
+    # Redis only to publish its counters for `mutt status`; never PostgreSQL
+    assert env["MUTT_REDIS_URL"] == {
+        "secretKeyRef": {"name": "mutt-connection", "key": "redis-url"}
+    }
+    assert "MUTT_DATABASE_URL" not in env
     (mount,) = c["volumeMounts"]
     (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
     assert (mount["mountPath"], mount["readOnly"], mount["name"]) == (
