@@ -31,7 +31,9 @@ DEFAULT_BATCH = 500
 DEFAULT_FLUSH = 0.2
 DEFAULT_BUFFER = 100_000  # 5 s at 20,000 msg/s, ~25 MB of received lines
 DEFAULT_LANES = 4
+MAX_LANES = 64
 DEFAULT_RCVBUF = 8 * 1024 * 1024
+MAX_RCVBUF = 1 << 30  # SO_RCVBUF is a C int; no host grants more than this anyway
 
 EPILOG_SYSLOG = """examples:
   mutt syslog                         # UDP + TCP on 127.0.0.1:5514 -> http://127.0.0.1:8080/
@@ -78,6 +80,20 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def _buffer_bytes(value: str) -> int:
+    number = _positive_int(value)
+    if number > MAX_RCVBUF:
+        raise argparse.ArgumentTypeError(f"{value} is above {MAX_RCVBUF} bytes")
+    return number
+
+
+def _lanes(value: str) -> int:
+    number = _positive_int(value)
+    if number > MAX_LANES:
+        raise argparse.ArgumentTypeError(f"{value} lanes: at most {MAX_LANES} (one thread each)")
     return number
 
 
@@ -301,14 +317,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument(
         "--lanes",
-        type=_positive_int,
+        type=_lanes,
         default=DEFAULT_LANES,
         help="requests in flight to ingest; a device's events always take the same lane"
         f" (default {DEFAULT_LANES})",
     )
     p.add_argument(
         "--udp-rcvbuf",
-        type=_positive_int,
+        type=_buffer_bytes,
         default=DEFAULT_RCVBUF,
         help=f"UDP socket receive buffer in bytes (default {DEFAULT_RCVBUF}; the kernel caps"
         " it at net.core.rmem_max and the log says so)",

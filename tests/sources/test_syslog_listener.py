@@ -16,6 +16,7 @@ import pytest
 import redis
 import requests
 
+from mutt.cli import main as cli_main
 from mutt.sources.udp_receive import MAX_BATCH
 from shared.broker.keys import Keys
 from shared.config import Settings
@@ -145,3 +146,21 @@ def test_kernel_drops_are_counted_in_metrics_and_in_mutt_status(
         assert stop(proc) == 0
     assert proc.stderr is not None
     assert b"kernel dropped" in proc.stderr.read()  # and the log says so
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--lanes", "0"], "argument --lanes: 0 must be at least 1"),
+        (["--lanes", "65"], "argument --lanes: 65 lanes: at most 64"),
+        (["--udp-rcvbuf", "4096k"], "argument --udp-rcvbuf: '4096k' is not a whole number"),
+        (["--udp-rcvbuf", str(1 << 31)], "argument --udp-rcvbuf: 2147483648 is above"),
+    ],
+)
+def test_bad_sizing_options_name_the_option(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["syslog", *args])
+    assert exited.value.code == 2
+    assert expected in capsys.readouterr().err
