@@ -107,7 +107,8 @@ class Settings(BaseModel):
         default=1000, ge=1, le=100_000, description="events in one request (array, batch mode)"
     )
     ingest_cloudevents_batch: bool = Field(
-        default=False, description="accept application/cloudevents-batch+json at POST /"
+        default=True,
+        description="accept application/cloudevents-batch+json at POST / (false: refuse it, 415)",
     )
     ingest_auth: Literal["on", "off"] = Field(
         default="on",

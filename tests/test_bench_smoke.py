@@ -115,8 +115,15 @@ def test_bench_lists_every_benchmark() -> None:
         timeout=60,
         check=True,
     )
-    names = ("ingest_bench", "audit_bench", "forward_bench", "e2e_bench", "rules_bench")
-    for name in (*names, "auth_flood_bench"):
+    for name in (
+        "ingest_bench",
+        "audit_bench",
+        "forward_bench",
+        "e2e_bench",
+        "rules_bench",
+        "syslog_bench",
+        "auth_flood_bench",
+    ):
         assert name in done.stdout
 
 
@@ -260,3 +267,43 @@ def test_runner_on_the_embedded_default(tmp_path: Path) -> None:
     assert int(table[0]["rows in table"].replace(",", "")) > 0
     assert "stopping the embedded servers" in stderr
     assert not list(tmp_path.glob("mutt-bench-*"))  # the scratch directory is gone
+
+
+def test_syslog_bench_quick(servers: tuple[str, str]) -> None:
+    if not Path("/usr/sbin/rsyslogd").exists():
+        pytest.skip("rsyslogd is absent: run .ci/install-system-packages.sh")
+    tables, stderr = run_bench(servers, "syslog_bench", "--quick")
+    missing = only_table(tables, "syslog: missing per offered rate")
+    assert columns(missing) == [
+        "rate/s",
+        "path",
+        "sent",
+        "offered/s",
+        "missing +2s",
+        "missing final",
+        "catch-up s",
+        "kernel drops",
+        "queue drops",
+        "relay input drops",
+    ]
+    assert {row["path"] for row in missing} == {
+        "rsyslogd UDP -> omfile",
+        "mutt syslog UDP",
+        "rsyslogd omfwd TCP -> mutt syslog",
+    }
+    for row in missing:
+        assert row["sent"] in {"500", "2,000"}, row
+        if row["path"] == "rsyslogd omfwd TCP -> mutt syslog" and row["relay input drops"] == "0":
+            assert row["missing final"] == "0.00%", row  # TCP: held back, never dropped
+    cpu = only_table(tables, "CPU per message")
+    assert columns(cpu) == [
+        "rate/s",
+        "path",
+        "sender",
+        "rsyslogd",
+        "mutt syslog",
+        "ingest",
+        "redis (shared)",
+    ]
+    # the bench itself fails (exit != 0) on a loss mutt syslog did not count
+    assert_cleaned_up(servers, stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+import orjson
 import pg8000.native
 import redis
 
@@ -162,6 +163,7 @@ def collect(ctx: Context) -> dict[str, Any]:
         },
         "audit": audit_partitions(conn),
         "unhandled": unhandled_status(ctx),
+        "sources": read_sources(r, keys),
     }
     doc["attention"] = attention(doc)
     return doc
@@ -196,4 +198,31 @@ def attention(doc: dict[str, Any]) -> list[str]:
         )
     if doc["rules"]["active"] == 0:
         notes.append("no active rules: every event is unhandled (mutt rules apply)")
+    for src in doc["sources"]:
+        name = f"{src.get('kind')} {src.get('instance')}"
+        recent = int(src.get("dropped_recently", 0))
+        if recent:
+            notes.append(
+                f"{name} dropped {recent} messages in the last"
+                f" {int(float(src.get('recent_seconds', 60)))}s"
+                " (kernel buffer or intake queue full: docs/sources.md, sizing)"
+            )
+        if src.get("ingest", "ok") != "ok":
+            notes.append(f"{name} cannot deliver to ingest: {src['ingest']}")
     return notes
+
+
+def read_sources(r: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Every source instance's last published counters, by kind then instance."""
+    found = []
+    for key in r.scan_iter(match=keys.source_pattern(), count=1000):
+        raw = r.get(key)
+        if raw is None:
+            continue  # expired between SCAN and GET
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict):
+            found.append(doc)
+    return sorted(found, key=lambda d: (str(d.get("kind")), str(d.get("instance"))))

@@ -9,32 +9,47 @@ lazy: snmptrapd starts ``mutt trap-handle`` once per trap and waits for it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from shared.errors import ConfigError, MuttError, PortInUseError
 
 if TYPE_CHECKING:
-    from mutt.sources.sender import BatchSender
+    from mutt.sources.pipeline import SourcePipeline
+    from mutt.sources.source_status import SourceMonitor
+    from mutt.sources.syslog_server import SyslogServer
+    from shared.config import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INGEST_URL = "http://127.0.0.1:8080/"
 MAX_MESSAGE_BYTES = 65_536  # ingest's own limit on a message
+DEFAULT_BATCH = 500
+DEFAULT_FLUSH = 0.2
+DEFAULT_BUFFER = 100_000  # 5 s at 20,000 msg/s, ~25 MB of received lines
+DEFAULT_LANES = 4
+MAX_LANES = 64
+DEFAULT_RCVBUF = 8 * 1024 * 1024
+MAX_RCVBUF = 1 << 30  # SO_RCVBUF is a C int; no host grants more than this anyway
 
 EPILOG_SYSLOG = """examples:
   mutt syslog                         # UDP + TCP on 127.0.0.1:5514 -> http://127.0.0.1:8080/
   mutt syslog --host 0.0.0.0 --ingest-url http://ingest.mutt.svc.cluster.local/
-  mutt syslog --no-udp --tcp-port 6514 --batch-size 500 --buffer-size 100000
+  mutt syslog --no-udp --tcp-port 6514 --batch-size 1000 --buffer-size 500000 --lanes 8
   logger --server 127.0.0.1 --port 5514 --tcp --rfc5424 'Interface Gi0/1, changed state to down'
 
-Batches are sent as application/cloudevents-batch+json: set MUTT_INGEST_CLOUDEVENTS_BATCH=true
-on ingest (without it ingest answers 415 and mutt syslog falls back to one event per request).
-The ingest URL defaults to $K_SINK (Knative SinkBinding / ContainerSource), else the local one.
-On 429/503 the buffer absorbs the wait (Retry-After is honoured); a full buffer drops UDP
-messages (counted, logged) and stops reading TCP connections until there is room.
+Batches are sent as application/cloudevents-batch+json, which ingest takes by default (one
+with MUTT_INGEST_CLOUDEVENTS_BATCH=false answers 415: mutt syslog then sends one event per
+request, much slower). The ingest URL defaults to $K_SINK (Knative SinkBinding), else the
+local one. One thread only reads UDP; --lanes senders keep requests in flight, each device's
+events in order. On 429/503 the buffer absorbs the wait (Retry-After is honoured); a full
+buffer drops UDP messages (counted, logged) and stops reading TCP until there is room.
+Datagrams the kernel dropped (receive buffer full) are counted too: /metrics and mutt status.
 SIGTERM closes the listeners and sends what is buffered for up to --grace seconds.
-See docs/sources.md for rsyslog, snmptrapd and Alertmanager configuration.
+See docs/sources.md for sizing, rsyslog, snmptrapd and Alertmanager configuration.
 """
 
 EPILOG_TRAP = """snmptrapd.conf:
@@ -68,6 +83,20 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _buffer_bytes(value: str) -> int:
+    number = _positive_int(value)
+    if number > MAX_RCVBUF:
+        raise argparse.ArgumentTypeError(f"{value} is above {MAX_RCVBUF} bytes")
+    return number
+
+
+def _lanes(value: str) -> int:
+    number = _positive_int(value)
+    if number > MAX_LANES:
+        raise argparse.ArgumentTypeError(f"{value} lanes: at most {MAX_LANES} (one thread each)")
+    return number
+
+
 def _port(value: str) -> int:
     try:
         number = int(value)
@@ -89,10 +118,11 @@ def _seconds(value: str) -> float:
 
 
 def cmd_syslog(args: argparse.Namespace) -> int:
-    """Listen until SIGTERM; flush the buffer within the grace period."""
+    """Listen until SIGTERM; flush what is held within the grace period."""
     from mutt.sources.events import default_source
-    from mutt.sources.sender import BatchSender, IngestClient, SenderConfig
-    from mutt.sources.syslog_server import ListenConfig, SyslogService
+    from mutt.sources.pipeline import SourcePipeline
+    from mutt.sources.sender import IngestClient, SenderConfig
+    from mutt.sources.syslog_server import ListenConfig, SyslogEncoder, SyslogService
     from shared.config import load_settings
     from shared.logs import setup_logging
     from shared.secrets import Secrets
@@ -122,20 +152,22 @@ def cmd_syslog(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         user_agent="mutt-syslog",
     )
-    sender = BatchSender(client, config, name="syslog")
     listen = ListenConfig(
         source=args.source or default_source("syslog"),
         host=args.host,
         udp_port=None if args.no_udp else args.udp_port,
         tcp_port=None if args.no_tcp else args.tcp_port,
         max_message_bytes=args.max_message_bytes,
+        udp_rcvbuf=args.udp_rcvbuf,
     )
+    encoder = SyslogEncoder(listen.source, listen.max_message_bytes)
+    pipeline = SourcePipeline(encoder, client, config, lanes=args.lanes, name="syslog")
     health_port = args.health_port
     if health_port is None:
         health_port = getattr(settings, "health_port", None)
     if health_port is not None:
-        _serve_health(args.host, int(health_port), sender)
-    service = SyslogService(listen, sender, args.grace)
+        _serve_health(args.host, int(health_port), pipeline)
+    service = SyslogService(listen, pipeline, args.grace, monitor=_monitor(settings))
     try:
         service.run()
     except OSError as exc:
@@ -146,11 +178,47 @@ def cmd_syslog(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_health(host: str, port: int, sender: BatchSender) -> None:
+def _monitor(settings: Settings) -> Callable[[SyslogServer], SourceMonitor]:
+    """The listener's counters go to the Redis ``mutt status`` reads, when there is one."""
+    from mutt.sources.source_status import SourceMonitor
+    from mutt.sources.syslog_server import listen_details
+    from shared.broker.keys import Keys
+    from shared.redis_client import connect_redis, redact
+
+    url = settings.redis_url or _embedded_redis(settings)
+    target = None
+    if url:
+        log.info("publishing counters for mutt status to %s", redact(url))
+        target = (connect_redis(url, check=False), Keys(settings.namespace))
+    else:
+        log.info("counters not published for mutt status: no MUTT_REDIS_URL (metrics only)")
+
+    def make(server: SyslogServer) -> SourceMonitor:
+        return SourceMonitor(
+            "syslog",
+            server.pipeline.snapshot,
+            details=listen_details(server),
+            udp_socket=server.udp_socket(),
+            publish=target,
+            tick=server.pipeline.update_gauge,
+        )
+
+    return make
+
+
+def _embedded_redis(settings: Settings) -> str | None:
+    """The Redis of a ``mutt run`` in the data directory, if one is running there."""
+    from mutt import runfile
+
+    info = runfile.read(settings.data_dir)
+    return info.redis_url if info is not None and info.alive() else None
+
+
+def _serve_health(host: str, port: int, pipeline: SourcePipeline) -> None:
     from mutt.runtime.ops_server import start_ops_server
 
     try:
-        start_ops_server(host, port, sender.alive, sender.readiness)
+        start_ops_server(host, port, pipeline.alive, pipeline.readiness)
     except OSError as exc:
         raise PortInUseError(f"cannot serve health on port {port}: {exc.strerror}") from None
 
@@ -224,23 +292,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--mode",
         choices=["batch", "single"],
         default="batch",
-        help="batch: CloudEvents batches (ingest needs MUTT_INGEST_CLOUDEVENTS_BATCH=true); "
+        help="batch: CloudEvents batches (ingest takes them by default); "
         "single: one structured CloudEvent per request (any CloudEvents sink, e.g. a Broker)",
     )
     p.add_argument(
-        "--batch-size", type=_positive_int, default=100, help="events per request (default 100)"
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH,
+        help=f"events per request (default {DEFAULT_BATCH}; ingest takes up to"
+        " MUTT_INGEST_MAX_BATCH)",
     )
     p.add_argument(
         "--flush-interval",
         type=_seconds,
-        default=1.0,
-        help="send a partial batch once its oldest event waited this long (default 1.0 s)",
+        default=DEFAULT_FLUSH,
+        help="send a partial batch once it waited this long (default %(default)s s)",
     )
     p.add_argument(
         "--buffer-size",
         type=_positive_int,
-        default=10_000,
-        help="events held while ingest is slow or away; beyond, UDP drops (default 10000)",
+        default=DEFAULT_BUFFER,
+        help="messages held while ingest is slow or away; beyond, UDP drops and TCP waits"
+        f" (default {DEFAULT_BUFFER})",
+    )
+    p.add_argument(
+        "--lanes",
+        type=_lanes,
+        default=DEFAULT_LANES,
+        help="requests in flight to ingest; a device's events always take the same lane"
+        f" (default {DEFAULT_LANES})",
+    )
+    p.add_argument(
+        "--udp-rcvbuf",
+        type=_buffer_bytes,
+        default=DEFAULT_RCVBUF,
+        help=f"UDP socket receive buffer in bytes (default {DEFAULT_RCVBUF}; the kernel caps"
+        " it at net.core.rmem_max and the log says so)",
     )
     p.add_argument(
         "--max-message-bytes",

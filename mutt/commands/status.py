@@ -3,7 +3,9 @@
 One screen with the numbers an operator checks first: backlog per stream
 and consumer group (pending, lag, age of the oldest pending entry), parked
 retries, dead letters, circuit breakers, the rule set in force, the
-audit partitions and the most frequent events no rule matched. Ages use
+audit partitions, the most frequent events no rule matched, and what each
+running ``mutt syslog`` received and lost (it publishes its counters to
+Redis every few seconds; see ``mutt.sources.source_status``). Ages use
 the Redis server's clock, so a skewed operator laptop does not distort
 them. ``--check`` exits 1 when something needs attention, for cron or a
 monitoring probe.
@@ -78,6 +80,66 @@ def render(doc: dict[str, Any]) -> str:
         f" ({audit['months_ahead'] if audit['months_ahead'] is not None else '?'} months ahead);"
         f" DEFAULT partition: {audit['default_rows']}{capped} rows"
     )
+    if doc["sources"]:
+        srows = [
+            (
+                f"{src.get('kind')} {src.get('instance')}",
+                src.get("received", 0),
+                src.get("accepted", 0),
+                src.get("buffered", 0),
+                src.get("dropped", 0),
+                src.get("kernel_drops", 0),
+                src.get("lost", 0),
+                src.get("dropped_recently", 0),
+            )
+            for src in doc["sources"]
+        ]
+        out += [
+            "",
+            render_table(
+                [
+                    "SOURCE",
+                    "RECEIVED",
+                    "ACCEPTED",
+                    "BUFFERED",
+                    "QUEUE DROPS",
+                    "KERNEL DROPS",
+                    "LOST",
+                    "DROPS LAST MIN",
+                ],
+                srows,
+            ),
+        ]
+    if doc["sources"]:
+        srows = [
+            (
+                f"{src.get('kind')} {src.get('instance')}",
+                src.get("received", 0),
+                src.get("accepted", 0),
+                src.get("buffered", 0),
+                src.get("dropped", 0),
+                src.get("kernel_drops", 0),
+                src.get("lost", 0),
+                src.get("dropped_recently", 0),
+            )
+            for src in doc["sources"]
+        ]
+        out += [
+            "",
+            render_table(
+                [
+                    "SOURCE",
+                    "RECEIVED",
+                    "ACCEPTED",
+                    "BUFFERED",
+                    "QUEUE DROPS",
+                    "KERNEL DROPS",
+                    "LOST",
+                    "DROPS LAST MIN",
+                ],
+                srows,
+            ),
+        ]
     top = doc["unhandled"]["top"]
     if top:
         window = format_age(doc["unhandled"]["window_seconds"])

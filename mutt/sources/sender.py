@@ -1,8 +1,10 @@
 """Deliver source events to ingest: batches, backpressure, a bounded buffer.
 
 Events wait in a bounded in-memory buffer and one sender thread POSTs them
-in order. Batches go out as ``application/cloudevents-batch+json`` (ingest
-with ``MUTT_INGEST_CLOUDEVENTS_BATCH=true``): one request carries many
+in order (a source that needs more requests in flight runs several senders,
+"lanes", each keeping its own events in order). Batches go out as
+``application/cloudevents-batch+json`` (ingest takes them unless
+``MUTT_INGEST_CLOUDEVENTS_BATCH=false``): one request carries many
 events yet each keeps its own CloudEvent ``source`` + ``id``, so a batch
 sent again after a lost answer is deduplicated by ingest event by event. A
 sink without batch mode (ingest with it off answers 415, a Knative Broker)
@@ -218,17 +220,26 @@ class SenderStats:
 class BatchSender:
     """A bounded buffer and the thread that empties it into ingest."""
 
-    def __init__(self, client: IngestClient, config: SenderConfig, *, name: str = "syslog") -> None:
+    def __init__(
+        self,
+        client: IngestClient,
+        config: SenderConfig,
+        *,
+        name: str = "syslog",
+        lane: int | None = None,
+    ) -> None:
         self.client = client
         self.config = config
         self.name = name
+        self.lane = lane  # one of several senders of a source: the source owns the gauge
         self.mode: Mode = config.mode
         self.stats = SenderStats()
         self._items: deque[tuple[float, bytes]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._deadline: float | None = None
-        self._thread = threading.Thread(target=self._run, name=f"{name}-sender", daemon=True)
+        thread_name = f"{name}-sender" if lane is None else f"{name}-sender-{lane}"
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._drop_log = _RateLimitedLog(10.0)
         self._failing_since: float | None = None
 
@@ -248,7 +259,7 @@ class BatchSender:
             else:
                 self._items.append((time.monotonic(), body))
                 self.stats.queued += 1
-                SOURCE_BUFFERED.labels(self.name).set(len(self._items))
+                self._gauge()
                 size = len(self._items)
                 if size == 1 or size >= self.config.batch_size or self.mode == "single":
                     self._cond.notify_all()  # first event starts the flush clock; full batch goes
@@ -260,6 +271,17 @@ class BatchSender:
             dropped,
         )
         return False
+
+    def _gauge(self) -> None:
+        if self.lane is None:
+            SOURCE_BUFFERED.labels(self.name).set(len(self._items))
+
+    def wait_room(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for room; whether ``offer`` would accept now."""
+        with self._cond:
+            if not self._stopping and len(self._items) >= self.config.buffer_size:
+                self._cond.wait(timeout)
+            return not self._stopping and len(self._items) < self.config.buffer_size
 
     @property
     def stopping(self) -> bool:
@@ -298,7 +320,7 @@ class BatchSender:
         with self._cond:
             lost = len(self._items)
             self._items.clear()
-            SOURCE_BUFFERED.labels(self.name).set(0)
+            self._gauge()
         if lost:
             self.stats.lost += lost
             SOURCE_EVENTS.labels(self.name, "lost").inc(lost)
@@ -372,13 +394,15 @@ class BatchSender:
                 self._settled(len(batch), result, attempt)
                 return
             if result.kind == "unsupported" and self.mode == "batch":
-                log.warning(
-                    "%s: %s does not take CloudEvents batches (%s); sending one event per "
-                    "request (set MUTT_INGEST_CLOUDEVENTS_BATCH=true on ingest to batch)",
-                    self.name,
-                    self.client.url,
-                    result.detail,
-                )
+                if self.lane is None or self.lane == 0:
+                    log.warning(
+                        "%s: %s does not take CloudEvents batches (%s); sending one event "
+                        "per request, which is much slower (ingest refuses batches when "
+                        "MUTT_INGEST_CLOUDEVENTS_BATCH=false; the default takes them)",
+                        self.name,
+                        self.client.url,
+                        result.detail,
+                    )
                 self.mode = "single"
                 batch = batch[:1]
                 continue
@@ -399,7 +423,7 @@ class BatchSender:
         with self._cond:
             for _ in range(min(count, len(self._items))):
                 self._items.popleft()
-            SOURCE_BUFFERED.labels(self.name).set(len(self._items))
+            self._gauge()
             self._cond.notify_all()
         new = result.accepted  # ingest counts published events apart from duplicates
         self.stats.accepted += new

@@ -1,13 +1,16 @@
-"""``mutt syslog``: receive syslog over UDP and TCP, hand each message to the sender.
+"""``mutt syslog``: receive syslog over UDP and TCP, hand each message to the pipeline.
 
-One asyncio loop serves both transports; parsing is cheap enough to run in
-it. The two transports meet a full buffer differently: a UDP datagram that
-finds no room is dropped (and counted) because UDP has no way to say "wait",
-while a TCP connection simply stops being read until there is room, so the
-sender (rsyslog's queue, say) holds its messages and nothing is lost.
+UDP is read by a thread of its own that does nothing but read
+(``udp_receive``); TCP connections are served by one asyncio loop. Both only
+queue what they read: parsing, encoding and sending happen in the pipeline's
+threads (``pipeline``). The two transports meet a full queue differently: a
+UDP datagram that finds no room is dropped (and counted) because UDP has no
+way to say "wait", while a TCP connection simply stops being read until there
+is room, so the sender (rsyslog's queue, say) holds its messages and nothing
+is lost.
 
 On SIGTERM / SIGINT the listeners close first (nothing new comes in), then
-the sender gets the grace period to empty the buffer.
+the pipeline gets the grace period to send what it holds.
 """
 
 from __future__ import annotations
@@ -16,21 +19,33 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from mutt.sources.events import ReceiveClock, syslog_event
-from mutt.sources.framing import Frame, TcpFramer, datagram_frame
-from mutt.sources.sender import SOURCE_EVENTS, BatchSender, SenderStats
+from mutt.sources.framing import TcpFramer, datagram_frame
+from mutt.sources.pipeline import SourcePipeline
+from mutt.sources.sender import SenderStats
+from mutt.sources.source_status import RECEIVE_BUFFER, SourceMonitor
 from mutt.sources.syslog_parse import parse_syslog
+from mutt.sources.udp_receive import (
+    Received,
+    UdpReceiver,
+    describe_buffer,
+    open_udp_socket,
+    socket_inode,
+)
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 65_536
-ROOM_POLL_SECONDS = 0.05
+ROOM_POLL_SECONDS = 0.02
+DEFAULT_RCVBUF = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,98 +57,83 @@ class ListenConfig:
     udp_port: int | None = 5514  # None: no UDP listener; 0: any free port
     tcp_port: int | None = 5514
     max_message_bytes: int = 16_384
+    udp_rcvbuf: int = DEFAULT_RCVBUF
 
 
-class SyslogIntake:
-    """A frame from a peer → a CloudEvent in the sender's buffer."""
+class SyslogEncoder:
+    """A received message → (its hostname, its CloudEvent encoded); ``None`` for a blank one."""
 
-    def __init__(self, sender: BatchSender, source: str) -> None:
-        self.sender = sender
+    def __init__(self, source: str, max_bytes: int) -> None:
         self.source = source
-        self.clock = ReceiveClock()
-        self.received = 0
+        self.max_bytes = max_bytes
 
-    def encode(self, frame: Frame, peer: str) -> bytes | None:
-        """The event for one frame, encoded; ``None`` for a blank frame."""
+    def __call__(self, item: Received) -> tuple[str, bytes] | None:
+        data, peer, received_ns, cut = item
+        frame = datagram_frame(data, self.max_bytes)
+        if frame is None:
+            return None
         parsed = parse_syslog(frame.data)
         if parsed is None:
             return None
-        self.received += 1
-        SOURCE_EVENTS.labels(self.sender.name, "received").inc()
         event = syslog_event(
             parsed,
             frame.data,
             peer=peer,
             source=self.source,
-            received_ns=self.clock.now_ns(),
-            truncated=frame.truncated,
+            received_ns=received_ns,
+            truncated=cut or frame.truncated,
         )
-        return orjson.dumps(event)
-
-    def offer_datagram(self, frame: Frame, peer: str) -> None:
-        body = self.encode(frame, peer)
-        if body is not None:
-            self.sender.offer(body)
-
-    async def offer_stream(self, frame: Frame, peer: str) -> None:
-        """Wait for room rather than drop: the TCP peer is held back meanwhile."""
-        body = self.encode(frame, peer)
-        if body is None:
-            return
-        while not self.sender.has_room() and not self.sender.stopping:
-            await asyncio.sleep(ROOM_POLL_SECONDS)
-        self.sender.offer(body)
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, intake: SyslogIntake, max_bytes: int) -> None:
-        self.intake = intake
-        self.max_bytes = max_bytes
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        frame = datagram_frame(data, self.max_bytes)
-        if frame is not None:
-            self.intake.offer_datagram(frame, str(addr[0]))
-
-    def error_received(self, exc: Exception) -> None:
-        log.warning("syslog UDP receive error: %s", exc)
+        fields = event["data"]
+        host = fields.get("hostname", "") if isinstance(fields, dict) else ""
+        return str(host), orjson.dumps(event)
 
 
 class SyslogServer:
-    """The UDP and TCP listeners of one process."""
+    """The UDP reader and the TCP listener of one process."""
 
-    def __init__(self, config: ListenConfig, sender: BatchSender) -> None:
+    def __init__(self, config: ListenConfig, pipeline: SourcePipeline) -> None:
         self.config = config
-        self.intake = SyslogIntake(sender, config.source)
+        self.pipeline = pipeline
+        self.clock = ReceiveClock()
         self.addresses: dict[str, tuple[str, int]] = {}
-        self._udp: asyncio.DatagramTransport | None = None
+        self.udp: UdpReceiver | None = None
+        self.udp_buffer = 0
         self._tcp: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Bind both listeners (``OSError`` if a port is taken)."""
         cfg = self.config
-        loop = asyncio.get_running_loop()
         if cfg.udp_port is not None:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self.intake, cfg.max_message_bytes),
-                local_addr=(cfg.host, cfg.udp_port),
+            sock, buffer = open_udp_socket(cfg.host, cfg.udp_port, cfg.udp_rcvbuf)
+            self.udp = UdpReceiver(
+                sock, cfg.max_message_bytes, self.clock.take, self.pipeline.put_datagrams
             )
-            self._udp = transport
-            self.addresses["udp"] = transport.get_extra_info("sockname")[:2]
+            self.addresses["udp"] = sock.getsockname()[:2]
+            self.udp_buffer = buffer.effective
+            RECEIVE_BUFFER.labels(self.pipeline.name).set(buffer.effective)
+            (log.warning if buffer.capped else log.info)("%s", describe_buffer(buffer))
         if cfg.tcp_port is not None:
             try:
                 self._tcp = await asyncio.start_server(self._serve, cfg.host, cfg.tcp_port)
             except OSError:
-                if self._udp is not None:
-                    self._udp.close()
+                if self.udp is not None:
+                    self.udp.sock.close()
                 raise
             self.addresses["tcp"] = self._tcp.sockets[0].getsockname()[:2]
+        if self.udp is not None:
+            self.udp.start()
+
+    def udp_socket(self) -> tuple[int, int] | None:
+        """(inode, family) of the UDP socket, for the kernel's drop counter."""
+        if self.udp is None:
+            return None
+        return socket_inode(self.udp.sock), int(self.udp.sock.family)
 
     async def stop(self) -> None:
-        """Stop listening and reading; frames already read are in the buffer."""
-        if self._udp is not None:
-            self._udp.close()
+        """Stop listening and reading; what was read is in the pipeline."""
+        if self.udp is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.udp.stop)
         if self._tcp is not None:
             self._tcp.close()
         for task in list(self._connections):
@@ -151,15 +151,20 @@ class SyslogServer:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         framer = TcpFramer(self.config.max_message_bytes)
+        pipeline, take = self.pipeline, self.clock.take
         try:
             while True:
+                while not pipeline.has_room():  # backpressure: leave the bytes in the kernel
+                    await asyncio.sleep(ROOM_POLL_SECONDS)
                 data = await reader.read(READ_CHUNK)
+                frames = framer.feed(data) if data else framer.close()
+                if frames:
+                    base = take(len(frames))
+                    pipeline.put_frames(
+                        [(f.data, address, base + i, f.truncated) for i, f in enumerate(frames)]
+                    )
                 if not data:
-                    for frame in framer.close():
-                        await self.intake.offer_stream(frame, address)
                     return
-                for frame in framer.feed(data):
-                    await self.intake.offer_stream(frame, address)
         except (ConnectionError, OSError) as exc:
             log.info("syslog TCP connection from %s ended: %s", address, exc)
         finally:
@@ -169,13 +174,22 @@ class SyslogServer:
 
 
 class SyslogService:
-    """Listeners + sender with an orderly stop; ``run`` blocks until stopped."""
+    """Listeners + pipeline + monitor with an orderly stop; ``run`` blocks until stopped."""
 
-    def __init__(self, config: ListenConfig, sender: BatchSender, grace: float) -> None:
-        self.server = SyslogServer(config, sender)
-        self.sender = sender
+    def __init__(
+        self,
+        config: ListenConfig,
+        pipeline: SourcePipeline,
+        grace: float,
+        *,
+        monitor: Callable[[SyslogServer], SourceMonitor] | None = None,
+    ) -> None:
+        self.server = SyslogServer(config, pipeline)
+        self.pipeline = pipeline
         self.grace = grace
         self.started = threading.Event()
+        self.monitor: SourceMonitor | None = None
+        self._make_monitor = monitor or default_monitor
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -199,32 +213,58 @@ class SyslogService:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stop.set)
+        self.pipeline.start()
         await self.server.start()
-        self.sender.start()
+        self.monitor = self._make_monitor(self.server)
+        self.monitor.start()
         listening = ", ".join(
             f"{proto} {host}:{port}" for proto, (host, port) in self.server.addresses.items()
         )
         log.info(
-            "listening for syslog on %s; sending to %s (%s mode)",
+            "listening for syslog on %s; sending to %s (%s mode, %d lanes)",
             listening,
-            self.sender.client.url,
-            self.sender.mode,
+            self.pipeline.client.url,
+            self.pipeline.mode,
+            len(self.pipeline.lanes),
         )
         self.started.set()
         if on_started is not None:
             on_started()
         await self._stop.wait()
-        log.info("stopping: listeners closed, flushing %d buffered events", self.sender.pending())
+        log.info("stopping: listeners closed, flushing %d buffered events", self.pipeline.pending())
         await self.server.stop()
-        stats = await self._loop.run_in_executor(None, self.sender.close, self.grace)
+        stats = await self._loop.run_in_executor(None, self.pipeline.close, self.grace)
+        await self._loop.run_in_executor(None, self.monitor.stop)
         log.info(
             "stopped: %d received, %d accepted, %d duplicates, %d refused by ingest, "
-            "%d dropped (buffer full), %d lost at shutdown",
-            self.server.intake.received,
+            "%d dropped (queue full), %d dropped by the kernel, %d lost at shutdown",
+            self.pipeline.received,
             stats.accepted,
             stats.duplicates,
             stats.rejected,
             stats.dropped,
+            self.monitor.kernel_drops,
             stats.lost,
         )
         return stats
+
+
+def default_monitor(server: SyslogServer) -> SourceMonitor:
+    """Kernel drops polled, counters not published (``mutt syslog`` passes its Redis)."""
+    return SourceMonitor(
+        "syslog",
+        server.pipeline.snapshot,
+        details=listen_details(server),
+        udp_socket=server.udp_socket(),
+        tick=server.pipeline.update_gauge,
+    )
+
+
+def listen_details(server: SyslogServer) -> dict[str, Any]:
+    return {
+        "source": server.config.source,
+        "host": socket.gethostname(),
+        "listening": {proto: f"{h}:{p}" for proto, (h, p) in server.addresses.items()},
+        "udp_receive_buffer": server.udp_buffer,
+        "lanes": len(server.pipeline.lanes),
+    }

@@ -206,6 +206,13 @@ class Keys:
     def correlation(self) -> CorrelationKeys:
         return CorrelationKeys(self.namespace)
 
+    def source(self, kind: str, instance: str) -> str:
+        """The last counters a source instance (``mutt syslog``) published, with a TTL."""
+        return f"{self.namespace}:source:{kind}:{instance}"
+
+    def source_pattern(self) -> str:
+        return f"{self.namespace}:source:*"
+
     # -------------------------------------------------------------------------------
 
     def stream_for(self, event_type: str) -> str:

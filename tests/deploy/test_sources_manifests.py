@@ -200,7 +200,11 @@ def test_settings_secrets_and_security_follow_the_base(docs: list[kube.Doc]) -> 
     env = kube.env_of(c)
     kube.check_env(env, "knative/sources/syslog.yaml")
     assert env["MUTT_SECRETS_DIR"] == SECRETS_DIR  # ingest_api_keys → X-API-KEY
-    assert "MUTT_REDIS_URL" not in env and "MUTT_DATABASE_URL" not in env, "needs neither"
+    # Redis only to publish its counters for `mutt status`; never PostgreSQL
+    assert env["MUTT_REDIS_URL"] == {
+        "secretKeyRef": {"name": "mutt-connection", "key": "redis-url"}
+    }
+    assert "MUTT_DATABASE_URL" not in env
     (mount,) = c["volumeMounts"]
     (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
     assert (mount["mountPath"], mount["readOnly"], mount["name"]) == (
@@ -229,3 +233,18 @@ def test_the_docs_apply_this_kustomization() -> None:
     text = (kube.ROOT / "docs" / "sources.md").read_text()
     assert "kubectl apply -k knative/sources" in text
     assert Path(SOURCES / "kustomization.yaml").is_file()
+
+
+def test_every_shipped_ingest_takes_the_batches_mutt_syslog_sends() -> None:
+    """Batches are ingest's default; no manifest or env file may turn them off (nor needs to
+    turn them on): a refusing ingest slows `mutt syslog` to one event per request."""
+    base = kube.render(kube.KUSTOMIZATIONS["base"])
+    ingest = kube.one(base, "Service", "ingest")
+    found = {"knative/base ingest": kube.env_of(next(kube.containers(ingest)))}
+    for path in ("local/mutt.env", "deploy/rhel/mutt.env"):
+        lines = (kube.ROOT / path).read_text().splitlines()
+        found[path] = dict(
+            line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")
+        )
+    for where, env in found.items():
+        assert "MUTT_INGEST_CLOUDEVENTS_BATCH" not in env, f"{where}: the default (true) is right"

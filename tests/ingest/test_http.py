@@ -109,7 +109,7 @@ def test_bad_time_falls_back_to_received_time_and_is_flagged(
     assert data["time"] == data["received_at"]
 
 
-def test_batch_mode_is_refused_unless_enabled(
+def test_batch_mode_is_on_by_default_and_can_be_refused(
     client: FlaskClient, settings: Settings, r: redis.Redis, keys: Keys
 ) -> None:
     batch = [
@@ -123,14 +123,15 @@ def test_batch_mode_is_refused_unless_enabled(
         for i in range(3)
     ]
     headers = {"content-type": "application/cloudevents-batch+json"}
+    assert Settings.model_fields["ingest_cloudevents_batch"].default is True
     resp = client.post("/", data=orjson.dumps(batch), headers=headers)
-    assert resp.status_code == 415
-    assert "batch mode is disabled" in resp.json["error"]
-    enabled = make_client(settings.model_copy(update={"ingest_cloudevents_batch": True}))
-    resp = enabled.post("/", data=orjson.dumps(batch), headers=headers)
     assert resp.status_code == 202
     assert resp.json["accepted"] == 3
     assert len(stream_data(r, keys)) == 3
+    refusing = make_client(settings.model_copy(update={"ingest_cloudevents_batch": False}))
+    resp = refusing.post("/", data=orjson.dumps(batch), headers=headers)
+    assert resp.status_code == 415
+    assert "batch mode is disabled" in resp.json["error"]
 
 
 def conformance_cases() -> list[tuple[str, dict[str, Any], str]]:

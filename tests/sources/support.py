@@ -39,14 +39,15 @@ def source_command(*args: str) -> list[str]:
 
 
 @contextmanager
-def ingest_server(settings: Settings) -> Iterator[str]:
-    """The real ingest app (functions-framework, as ``mutt serve ingest``) on a free port."""
+def ingest_server(settings: Settings, port: int = 0) -> Iterator[str]:
+    """The real ingest app (functions-framework, as ``mutt serve ingest``) on ``port``
+    (a free one by default)."""
     ctx = Context(settings)
     check_start(settings, ctx.secrets, "127.0.0.1")
     set_context(ctx)
     ingest_app._ingest = None
     app = functions_framework.create_app("ingest", str(INGEST_SOURCE), "http")  # type: ignore[no-untyped-call]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

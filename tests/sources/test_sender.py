@@ -40,7 +40,7 @@ def event(text: str, source: str = "/mutt/syslog/test") -> bytes:
 
 @pytest.fixture
 def batch_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"ingest_cloudevents_batch": True})
+    return settings  # ingest takes CloudEvents batches by default
 
 
 @pytest.fixture
@@ -102,10 +102,11 @@ def test_429_waits_for_retry_after_and_loses_nothing(
     assert "HTTP 429" in caplog.text
 
 
-def test_without_batch_mode_it_falls_back_to_one_event_per_request(
+def test_when_ingest_refuses_batches_it_falls_back_to_one_event_per_request(
     settings: Settings, r: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with ingest_server(settings) as url, caplog.at_level(logging.WARNING):
+    refusing = settings.model_copy(update={"ingest_cloudevents_batch": False})
+    with ingest_server(refusing) as url, caplog.at_level(logging.WARNING):
         sender = BatchSender(IngestClient(url, None), SenderConfig(flush_interval=0.05))
         sender.start()
         for i in range(3):
@@ -113,7 +114,7 @@ def test_without_batch_mode_it_falls_back_to_one_event_per_request(
         wait_for(lambda: published(r, keys), lambda d: True, count=3)
         assert sender.mode == "single"
         sender.close(1.0)
-    assert "MUTT_INGEST_CLOUDEVENTS_BATCH=true" in caplog.text
+    assert "MUTT_INGEST_CLOUDEVENTS_BATCH=false" in caplog.text
 
 
 def test_413_halves_the_batch(batch_settings: Settings, r: redis.Redis, keys: Keys) -> None:

@@ -118,7 +118,6 @@ def pipeline(
         namespace=f"t{uuid.uuid4().hex[:10]}",
         data_dir=tmp,
         secrets_dir=secrets,
-        ingest_cloudevents_batch=True,
         heartbeat_interval_seconds=0.2,
         heartbeat_ttl_seconds=1.0,
         claim_min_idle_seconds=0.5,

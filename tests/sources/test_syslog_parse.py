@@ -520,3 +520,10 @@ def test_random_bytes_never_crash_and_always_make_an_event_ingest_accepts(raw: b
     event = ingested(raw, peer="192.0.2.9")  # raises InputError if ingest would refuse it
     assert event.message.strip()
     orjson.dumps(event.model_dump(mode="json"))
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_999_999_999))  # to year 9999
+def test_rfc3339_writes_what_datetime_writes(ns: int) -> None:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    assert rfc3339(ns) == moment.isoformat().replace("+00:00", "Z")

@@ -10,8 +10,10 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from mutt.sources.sender import BatchSender, IngestClient, SenderConfig, SenderStats
-from mutt.sources.syslog_server import ListenConfig, SyslogService
+from mutt.sources.pipeline import SourcePipeline
+from mutt.sources.sender import IngestClient, SenderConfig, SenderStats
+from mutt.sources.syslog_server import ListenConfig, SyslogEncoder, SyslogService
+from mutt.sources.udp_receive import kernel_drops
 from shared.broker.keys import Keys
 from shared.config import Settings
 from tests.sources.support import ingest_server, published, wait_for
@@ -39,11 +41,13 @@ class Running:
 
 
 @contextmanager
-def running(url: str, **sender: object) -> Iterator[Running]:
+def running(url: str, lanes: int = 4, rcvbuf: int = 1 << 20, **sender: object) -> Iterator[Running]:
     config = SenderConfig(**{"flush_interval": 0.05, **sender})  # type: ignore[arg-type]
     client = IngestClient(url, None, timeout=1.0)
-    listen = ListenConfig(source="/mutt/syslog/test", udp_port=0, tcp_port=0)
-    service = SyslogService(listen, BatchSender(client, config), grace=1.0)
+    listen = ListenConfig(source="/mutt/syslog/test", udp_port=0, tcp_port=0, udp_rcvbuf=rcvbuf)
+    encoder = SyslogEncoder(listen.source, listen.max_message_bytes)
+    pipeline = SourcePipeline(encoder, client, config, lanes=lanes)
+    service = SyslogService(listen, pipeline, grace=1.0)
     run = Running(service)
     run.thread.start()
     assert service.started.wait(10), "the listeners did not start"
@@ -56,7 +60,7 @@ def running(url: str, **sender: object) -> Iterator[Running]:
 
 @pytest.fixture
 def ingest(settings: Settings) -> Iterator[str]:
-    with ingest_server(settings.model_copy(update={"ingest_cloudevents_batch": True})) as url:
+    with ingest_server(settings) as url:  # batches: ingest's default
         yield url
 
 
@@ -102,25 +106,43 @@ def test_udp_and_tcp_lines_become_events(ingest: str, r: redis.Redis, keys: Keys
 
 
 def test_a_full_buffer_drops_udp_but_holds_tcp_back() -> None:
-    with running("http://127.0.0.1:9/", buffer_size=2, max_backoff=0.2) as run:
-        send_udp(run.address("udp"), *[b"<13>udp %d" % i for i in range(4)])
-        # all four datagrams handled (2 queued, 2 dropped) before TCP starts: no race
-        wait_for(lambda: [{}] if run.service.sender.stats.dropped >= 2 else [], lambda d: True)
-        sender = run.service.sender
-        assert sender.pending() == 2
-        dropped_udp = sender.stats.dropped
-        assert dropped_udp >= 1
+    # ingest unreachable: nothing leaves; the lane holds 2, the encoder what it took, the
+    # queue 2, and every other datagram is dropped and counted
+    with running(
+        "http://127.0.0.1:9/", lanes=1, batch_size=1, buffer_size=2, max_backoff=0.2
+    ) as run:
+        sent = 1000
+        send_udp(run.address("udp"), *[b"<13>udp %d" % i for i in range(sent)])
+        pipeline = run.service.pipeline
+        udp, inode = run.service.server.udp, run.service.server.udp_socket()
+        assert udp is not None and inode is not None
+
+        def read_all() -> bool:  # every datagram read (on a stalled machine: some dropped)
+            return udp.datagrams + (kernel_drops(*inode) or 0) >= sent
+
+        wait_for(lambda: [{}] if read_all() else [], lambda d: True)
+        wait_for(lambda: [{}] if pipeline.pending() >= 4 else [], lambda d: True)  # stuck
+        dropped = pipeline.stats().dropped
+        assert dropped >= udp.datagrams - 2 - 256 - 2 > 0  # queue + one encoder chunk + the lane
+        assert pipeline.pending() + dropped == udp.datagrams
+        while pipeline.has_room():  # the encoder took the queue's last: fill it again
+            before = udp.datagrams
+            send_udp(run.address("udp"), b"<13>one more")
+            wait_for(lambda b=before: [{}] if udp.datagrams > b else [], lambda d: True)
+        dropped = pipeline.stats().dropped
         send_tcp(run.address("tcp"), b"".join(b"<13>tcp %d\n" % i for i in range(5)))
         # TCP is not read while there is no room: nothing more is dropped
-        assert not sender.has_room() and sender.stats.dropped == dropped_udp
+        assert not pipeline.has_room() and pipeline.stats().dropped == dropped
+        held = pipeline.pending()
         stats = run.stop()
-    assert stats.lost == 2  # ingest never came back within the grace period
+    assert stats.lost == held  # ingest never came back within the grace period
+    assert stats.dropped == dropped
 
 
 def test_sigterm_flushes_the_buffer(ingest: str, r: redis.Redis, keys: Keys) -> None:
     with running(ingest, flush_interval=60) as run:  # nothing would be sent for a minute
         send_udp(run.address("udp"), *[b"<13>pending %d" % i for i in range(3)])
-        wait_for(lambda: [{}] * run.service.sender.pending(), lambda d: True, count=3, timeout=5)
+        wait_for(lambda: [{}] * run.service.pipeline.pending(), lambda d: True, count=3, timeout=5)
         assert published(r, keys) == []
         stats = run.stop()
     assert (stats.accepted, stats.lost) == (3, 0)
