@@ -1,10 +1,14 @@
 """The HTTP adapter: serve a handler as a Knative-style CloudEvents function.
 
-Knative delivers one CloudEvent per POST and treats the answer as the reply:
-``200`` with a binary-mode CloudEvent when there is a next event, ``202``
-with an empty body when there is none, ``400`` for malformed input (not
-retried), ``503`` for transient failures (retried). ``@functions_framework.cloud_event``
-cannot do this (it always answers 200 with a text body), hence ``@http``.
+Two callers. The relay POSTs batches of stream entries and gets one outcome
+per entry back (``shared.batch_protocol``). Knative Eventing (a Broker's
+Trigger) and other callers POST one binary-mode CloudEvent and take the
+answer as the reply: ``200`` with one binary-mode CloudEvent when there is a
+next event, ``202`` with an empty body when there is none, ``400`` for
+malformed input (not retried), ``429``/``503`` with ``Retry-After`` for work
+that must wait or a transient failure (retried); ``shared.single_event``
+holds those rules. ``@functions_framework.cloud_event`` cannot do this (it
+always answers 200 with a text body), hence ``@http``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Literal
 
 import flask
 import orjson
@@ -20,14 +25,16 @@ from cloudevents.exceptions import GenericException
 from cloudevents.http import from_http, to_binary
 
 from shared.batch_protocol import BATCH, OUTCOMES, ProtocolError, decode_batch, encode_outcomes
+from shared.broker.keys import DELIVERED_MAXLEN
 from shared.broker.schedule import now_ms
 from shared.broker.streams import Entry, Settlement, dead_letter_fields, settle
 from shared.context import Context, get_context
-from shared.envelope import FIELD, encode
+from shared.envelope import FIELD, EnvelopeError, encode
 from shared.handler import Handler, Outcome
 from shared.metrics import HTTP_IN_FLIGHT, render
-from shared.models import INTERNAL_TYPES
+from shared.models import TYPE_DELIVERED
 from shared.readiness import Probe, is_ok, readiness
+from shared.single_event import SIDE_TYPES, merged, reply_of, retry_after, unpack
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +63,24 @@ def serve_ops(request: flask.Request, probe: Probe | None = None) -> flask.Respo
     return None
 
 
-def settle_side_work(ctx: Context, stage: str, stream: str, outcome: Outcome) -> None:
-    """Publish internal replies, park ``later`` copies and dead-letter ``dead`` ones,
-    in one transaction, as the stream worker would."""
-    internal = [r for r in outcome.replies if r["type"] in INTERNAL_TYPES]
-    if not outcome.later and not outcome.dead and not internal:
+def settle_side_work(
+    ctx: Context, stage: str, stream: str, outcome: Outcome, *, park: bool = True
+) -> None:
+    """Publish internal replies and reports, park ``later`` copies and dead-letter ``dead``
+    ones, in one transaction, as the stream worker would (``park=False``: reports only)."""
+    side = [r for r in outcome.replies if r["type"] in SIDE_TYPES]
+    later = outcome.later if park else ()
+    dead = outcome.dead if park else ()
+    if not later and not dead and not side:
         return
     plan = Settlement()
-    for reply in internal:
-        plan.add(ctx.keys.stream_for(reply["type"]), {FIELD: encode(reply)})
-    for event, delay in outcome.later:
+    for reply in side:
+        target = ctx.keys.stream_for(reply["type"])
+        maxlen = DELIVERED_MAXLEN if reply["type"] == TYPE_DELIVERED else None
+        plan.add(target, {FIELD: encode(reply)}, maxlen)
+    for event, delay in later:
         plan.defer(stream, uuid.uuid4().hex, encode(event), now_ms() + int(delay * 1000))
-    for event, why in outcome.dead:
+    for event, why in dead:
         entry = Entry(event["id"], {FIELD: encode(event)})
         plan.add(
             ctx.keys.dlq(stage), dead_letter_fields(entry, stage=stage, origin="http", reason=why)
@@ -78,8 +91,15 @@ def settle_side_work(ctx: Context, stage: str, stream: str, outcome: Outcome) ->
 def cloudevent_function(
     make_handler: Callable[[Context], Handler],
     input_stream: Callable[[Context], str] | None = None,
+    *,
+    waits: Literal["park", "refuse"] = "park",
 ) -> Callable[[flask.Request], flask.Response]:
-    """A functions-framework ``@http`` body that feeds one CloudEvent per POST to a handler."""
+    """A functions-framework ``@http`` body for a handler: relay batches or single events.
+
+    ``waits``: what a single event's work that must wait becomes (see
+    ``shared.single_event``): parked in the input stream, or refused with 429
+    and ``Retry-After`` when no stream worker may be there to promote it.
+    """
     handler: Handler | None = None
 
     def handler_checks(ctx: Context) -> dict[str, str]:
@@ -115,29 +135,34 @@ def cloudevent_function(
         """One binary-mode CloudEvent, answered as Knative (and a Broker) expects."""
         try:
             event = from_http(dict(request.headers), request.get_data())
-        except GenericException as exc:
+            events = unpack(event)
+        except (GenericException, EnvelopeError) as exc:
             return json_response({"error": f"not a CloudEvent: {exc}"}, 400)
-        outcome = handler.handle([event])[0]
-        if outcome.status == "ok" and input_stream is not None:
-            ctx = get_context()
-            try:
-                settle_side_work(ctx, handler.stage, input_stream(ctx), outcome)
-            except redis.RedisError as exc:
-                return json_response(
-                    {"error": f"could not park work: {exc}"}, 503, {"Retry-After": "1"}
-                )
+        outcome = merged(events, handler.handle(events))
         if outcome.status == "reject":
             return json_response({"error": outcome.reason}, 400)
         if outcome.status == "retry":
             return json_response({"error": outcome.reason}, 503, {"Retry-After": "1"})
-        replies = [r for r in outcome.replies if r["type"] not in INTERNAL_TYPES]
-        if not replies:
+        refuse = waits == "refuse" and bool(outcome.later)
+        if input_stream is not None:
+            ctx = get_context()
+            try:
+                settle_side_work(ctx, handler.stage, input_stream(ctx), outcome, park=not refuse)
+            except redis.RedisError as exc:
+                return json_response(
+                    {"error": f"could not park work: {exc}"}, 503, {"Retry-After": "1"}
+                )
+        if refuse:  # nothing may promote parked work here: the caller brings it back
+            return json_response(
+                {"error": "some of the work must wait (rate limit, breaker, retry)"},
+                429,
+                {"Retry-After": retry_after(outcome)},
+            )
+        reply = reply_of(outcome)
+        if reply is None:
             return flask.Response(b"", 202)
-        if len(replies) == 1:
-            headers, body = to_binary(replies[0])
-            return flask.Response(body, 200, headers)
-        batch = b"[" + b",".join(encode(r) for r in replies) + b"]"
-        return flask.Response(batch, 200, {"Content-Type": "application/cloudevents-batch+json"})
+        headers, body = to_binary(reply)
+        return flask.Response(body, 200, headers)
 
     return view
 

@@ -6,7 +6,9 @@ import functions_framework
 from functions.forward.handler import make_forward_handler
 from shared.http_function import cloudevent_function
 
-_view = cloudevent_function(make_forward_handler, lambda ctx: ctx.keys.alerts)
+# Behind a Broker nothing reads the alerts stream, so a delivery that must wait
+# answers 429 + Retry-After rather than parking there (shared.single_event).
+_view = cloudevent_function(make_forward_handler, lambda ctx: ctx.keys.alerts, waits="refuse")
 
 
 @functions_framework.http

@@ -15,16 +15,23 @@ from mutt.stages import HTTP_FUNCTIONS, WORKER_STAGES
 from shared.models import (
     TYPE_ACCEPTED,
     TYPE_ALERT,
-    TYPE_DELIVERED,
     TYPE_PING,
     JanitorRequest,
 )
+from shared.single_event import INNER, PACKED
 from tests.deploy import kube
 
 # What each function emits as its reply, and what it takes
 # (shared/models.py, docs/architecture.md "Events").
-EMITS = {"ingest": {TYPE_ACCEPTED}, "alert": {TYPE_ALERT}, "forward": {TYPE_DELIVERED}}
-CONSUMES = {"alert": TYPE_ACCEPTED, "forward": TYPE_ALERT, "janitor": TYPE_PING}
+# A packed reply (shared/single_event.py) is filtered on its inner type too.
+PACKED_ALERTS = f"{PACKED}[{INNER}={TYPE_ALERT}]"
+# Delivery reports go to their stream, never back to a Broker (shared/single_event.py).
+EMITS = {"ingest": {TYPE_ACCEPTED}, "alert": {TYPE_ALERT, PACKED_ALERTS}, "forward": set()}
+CONSUMES = {
+    "alert": {TYPE_ACCEPTED},
+    "forward": {TYPE_ALERT, PACKED_ALERTS},
+    "janitor": {TYPE_PING},
+}
 # The audit writer has an HTTP entry (for `mutt relay --to audit=URL`), but on
 # Knative it runs always-on as a stream worker Deployment (knative/base/audit.yaml):
 # big COPY batches need a consumer, not a request per event.
@@ -446,6 +453,7 @@ def test_relay_is_always_on_and_targets_the_functions(
         assert targets == {
             "alert": f"http://{KAFKA_INGRESS}/{namespace}/{broker['metadata']['name']}"
         }
+        assert args.mode == ["alert=single"]  # a Broker ingress takes single events
         return
     assert set(targets) == set(WORKER_STAGES) & FUNCTIONS
     for stage, url in targets.items():
@@ -584,7 +592,10 @@ def routing_problems(docs: list[kube.Doc]) -> list[str]:
             problems.append(f"{name}: subscriber is not a Knative Service")
         if ref["name"] not in svcs:
             problems.append(f"{name}: subscriber {ref['name']} is not deployed")
-        event_type = spec["filter"]["attributes"]["type"]
+        attributes = spec["filter"]["attributes"]
+        event_type = attributes["type"]
+        if INNER in attributes:
+            event_type += f"[{INNER}={attributes[INNER]}]"
         if event_type not in emitted:
             problems.append(f"{name}: nothing emits {event_type}")
         subscribed.setdefault(ref["name"], set()).add(event_type)
@@ -592,7 +603,7 @@ def routing_problems(docs: list[kube.Doc]) -> list[str]:
         loop = EMITS.get(function, set()) & types
         if loop:
             problems.append(f"{function} replies with {sorted(loop)}, which it subscribes to")
-    if subscribed != {fn: {t} for fn, t in CONSUMES.items()}:
+    if subscribed != CONSUMES:
         problems.append(f"subscriptions {subscribed} != {CONSUMES}")
     return problems
 
