@@ -55,6 +55,7 @@ import orjson
 import pg8000.native
 import redis
 
+from bench import knative_bench
 from bench.common import (
     Child,
     Wrk,
@@ -635,7 +636,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ingest", default="1x4", help="ingest WORKERSxTHREADS (default 1x4)")
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--quick", action="store_true", help="small sizes (< 20 s)")
+    parser.add_argument(
+        "--mode",
+        choices=["pipeline", "knative"],
+        default="pipeline",
+        help="pipeline: HTTP ingest to sink through the workers (default); knative: a backlog"
+        " drained by the worker path and by the Knative path (relay + mutt serve) side by side"
+        " (bench.knative_bench)",
+    )
+    knative_bench.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.mode == "knative":
+        return knative_bench.main_from(args)
     if args.quick:
         args.events = min(args.events, 500)
         args.batches = min(args.batches, 10)

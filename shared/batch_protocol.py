@@ -5,12 +5,20 @@ The relay feeds MUTT's own functions with ``POST /`` of
 CloudEvents, the stream entries' bytes unchanged). The function runs the
 whole array through the same batch handler a stream worker calls and
 answers ``200`` with ``application/vnd.mutt.outcomes+json``: a JSON array,
-one object per input event, in order::
+one record per input event, in order. A record is a JSON header line, then
+one line per event it carries, as ``encode`` writes it (compact JSON: never a
+newline inside)::
 
     {"status": "ok" | "reject" | "retry", "reason": "...",
-     "replies": [CloudEvent, ...],
-     "later": [{"delay": seconds, "ce": CloudEvent}, ...],
-     "dead": [{"reason": "...", "ce": CloudEvent}, ...]}
+     "replies": [type, ...], "later": [seconds, ...], "dead": ["why", ...]}
+    <reply 1>
+    ...
+    <later 1>
+    ...
+    <dead 1>
+
+so the relay settles the events it carries without parsing them (each is
+passed on as ``RawEvent``: its bytes and its type).
 
 The function applies none of it: replies (internal ones included), parked
 copies and dead letters travel back, and the relay applies them together
@@ -27,12 +35,11 @@ retries. Only an event's own ``reject`` dead-letters it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from cloudevents.http import CloudEvent
 
-from shared.envelope import EnvelopeError, encode, from_doc
+from shared.envelope import EnvelopeError, RawEvent, encode, from_doc
 from shared.handler import Outcome
 
 BATCH = "application/cloudevents-batch+json"
@@ -68,68 +75,61 @@ def decode_batch(body: bytes) -> list[CloudEvent | str]:
     return events
 
 
-def _head(status: str, reason: str) -> bytes:
-    return orjson.dumps({"status": status, "reason": reason})[:-1]
-
-
 def encode_outcomes(outcomes: Sequence[Outcome]) -> bytes:
-    """The response body; replies and copies spliced in as the bytes ``encode`` makes."""
-    parts = []
+    """The response body: a header line per outcome, then its events' lines."""
+    lines: list[bytes] = []
     for o in outcomes:
-        later = b",".join(
-            b'{"delay":' + orjson.dumps(float(delay)) + b',"ce":' + encode(ce) + b"}"
-            for ce, delay in o.later
-        )
-        dead = b",".join(
-            b'{"reason":' + orjson.dumps(why) + b',"ce":' + encode(ce) + b"}" for ce, why in o.dead
-        )
-        replies = b",".join(encode(r) for r in o.replies)
-        parts.append(
-            _head(o.status, o.reason)
-            + b',"replies":['
-            + replies
-            + b'],"later":['
-            + later
-            + b'],"dead":['
-            + dead
-            + b"]}"
-        )
-    return b"[" + b",".join(parts) + b"]"
-
-
-def _event(doc: Any) -> CloudEvent:
-    try:
-        return from_doc(doc)
-    except EnvelopeError as exc:
-        raise ProtocolError(f"a reply is not a CloudEvent: {exc}") from None
+        header = {
+            "status": o.status,
+            "reason": o.reason,
+            "replies": [str(r["type"]) for r in o.replies],
+            "later": [float(delay) for _, delay in o.later],
+            "dead": [why for _, why in o.dead],
+        }
+        lines.append(orjson.dumps(header))
+        lines += [encode(r) for r in o.replies]
+        lines += [encode(ce) for ce, _ in o.later]
+        lines += [encode(ce) for ce, _ in o.dead]
+    return b"\n".join(lines) + b"\n" if lines else b""
 
 
 def decode_outcomes(body: bytes, expected: int) -> list[Outcome]:
-    """The function's answer as outcomes; ``ProtocolError`` if it is not exactly that."""
-    try:
-        docs = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"outcomes are not JSON: {exc}") from None
-    if not isinstance(docs, list) or len(docs) != expected:
-        got = len(docs) if isinstance(docs, list) else type(docs).__name__
-        raise ProtocolError(f"expected {expected} outcomes, got {got}")
-    outcomes = []
-    for doc in docs:
-        if not isinstance(doc, dict):
-            raise ProtocolError("an outcome is not a JSON object")
-        status, reason = doc.get("status"), str(doc.get("reason", ""))
+    """The function's answer as outcomes; ``ProtocolError`` if it is not exactly that.
+
+    The events are not parsed: each becomes a ``RawEvent`` of its type and bytes.
+    """
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    outcomes: list[Outcome] = []
+    at = 0
+    while at < len(lines):
+        try:
+            head = orjson.loads(lines[at])
+            status, reason = head["status"], str(head["reason"])
+            types = [str(t) for t in head["replies"]]
+            delays = [float(d) for d in head["later"]]
+            whys = [str(w) for w in head["dead"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"outcome {len(outcomes)}: a malformed header: {exc}") from None
+        at += 1
+        carried = lines[at : at + len(types) + len(delays) + len(whys)]
+        if len(carried) != len(types) + len(delays) + len(whys) or not all(carried):
+            raise ProtocolError(f"outcome {len(outcomes)}: fewer event lines than its header says")
+        at += len(carried)
         if status == "reject":
             outcomes.append(Outcome.reject(reason))
         elif status == "retry":
             outcomes.append(Outcome.retry(reason))
         elif status == "ok":
-            try:
-                replies = [_event(r) for r in doc.get("replies", [])]
-                later = [(_event(x["ce"]), float(x["delay"])) for x in doc.get("later", [])]
-                dead = [(_event(x["ce"]), str(x["reason"])) for x in doc.get("dead", [])]
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ProtocolError(f"a malformed outcome: {exc}") from None
+            replies = [RawEvent(t, raw) for t, raw in zip(types, carried, strict=False)]
+            rest = carried[len(types) :]
+            later = [(RawEvent("", raw), d) for d, raw in zip(delays, rest, strict=False)]
+            dead_raw = rest[len(delays) :]
+            dead = [(RawEvent("", raw), w) for w, raw in zip(whys, dead_raw, strict=True)]
             outcomes.append(Outcome.ok(*replies, later=later, dead=dead))
         else:
             raise ProtocolError(f"unknown outcome status {status!r}")
+    if len(outcomes) != expected:
+        raise ProtocolError(f"expected {expected} outcomes, got {len(outcomes)}")
     return outcomes

@@ -75,8 +75,24 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+class RawEvent(CloudEvent):
+    """A CloudEvent kept as the structured-mode bytes it travelled in.
+
+    The relay settles a function's replies, parked copies and dead letters
+    without parsing them (``shared.batch_protocol``): only the type is known
+    (it picks the stream), and ``encode`` hands the bytes back unchanged.
+    """
+
+    def __init__(self, event_type: str, raw: bytes) -> None:  # the SDK's checks: not needed
+        self._attributes = {"specversion": "1.0", "type": event_type}
+        self.data = None
+        self.raw = raw
+
+
 def encode(event: CloudEvent) -> bytes:
-    """Structured-mode JSON bytes for a stream entry."""
+    """Structured-mode JSON bytes for a stream entry (one line: no newline inside)."""
+    if type(event) is RawEvent:
+        return event.raw
     doc = dict(event.get_attributes())
     doc["data"] = event.data
     return orjson.dumps(doc, default=_default)

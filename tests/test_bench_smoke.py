@@ -123,6 +123,7 @@ def test_bench_lists_every_benchmark() -> None:
         "rules_bench",
         "syslog_bench",
         "auth_flood_bench",
+        "knative_bench",
     ):
         assert name in done.stdout
 
@@ -254,6 +255,22 @@ def test_e2e_bench_quick(servers: tuple[str, str]) -> None:
         stage, used = row["busiest (CPUs)"].split()
         assert stage in {"ingest", "alert", "forward", "audit", "redis-server"}, row
         assert 0 < float(used) <= float(row["CPUs busy"]), row
+    assert_cleaned_up(servers, stderr)
+
+
+def test_e2e_bench_knative_mode_quick(servers: tuple[str, str]) -> None:
+    """The Knative path (relay + mutt serve) drains the same backlog as the worker path."""
+    tables, stderr = run_bench(servers, "e2e_bench", "--mode", "knative", "--quick")
+    drain = only_table(tables, "drain ")
+    assert [row["path"] for row in drain] == ["worker", "knative x1", "knative x2"]
+    assert drain[0]["vs worker"] == "1.00x"
+    for row in drain:
+        assert row["lost"] == "0" and row["doubled"] == "0", row
+        done, expected = row["alerts"].split("/")
+        assert done == expected != "0", row
+    cpu = only_table(tables, "CPU per event")
+    assert {row["path"] for row in cpu} == {row["path"] for row in drain}
+    assert float(cpu[1]["relay"].replace(",", "")) > 0  # the relay did the Knative path's work
     assert_cleaned_up(servers, stderr)
 
 

@@ -92,13 +92,18 @@ def test_a_bad_element_is_that_events_verdict_not_the_batchs() -> None:
     assert decoded[2] == "batch element 2: entry is not a JSON object"
 
 
+HEAD = b'{"status": "ok", "reason": "", "replies": ["t"], "later": [], "dead": []}'
+MAYBE = b'{"status": "maybe", "reason": "", "replies": [], "later": [], "dead": []}'
+
+
 @pytest.mark.parametrize(
     ("body", "expected", "message"),
     [
-        (b"not json", 1, "outcomes are not JSON"),
-        (b"[]", 1, "expected 1 outcomes, got 0"),
-        (b'[{"status": "maybe"}]', 1, "unknown outcome status 'maybe'"),
-        (b'[{"status": "ok", "replies": [{"id": 1}]}]', 1, "a reply is not a CloudEvent"),
+        (b"not json\n", 1, "outcome 0: a malformed header"),
+        (b"", 1, "expected 1 outcomes, got 0"),
+        (MAYBE + b"\n", 1, "unknown outcome status 'maybe'"),
+        (HEAD + b"\n", 1, "outcome 0: fewer event lines than its header says"),
+        (HEAD + b"\n\n", 1, "outcome 0: fewer event lines than its header says"),
     ],
 )
 def test_an_answer_outside_the_protocol_is_refused_whole(
@@ -106,3 +111,11 @@ def test_an_answer_outside_the_protocol_is_refused_whole(
 ) -> None:
     with pytest.raises(ProtocolError, match=message):
         decode_outcomes(body, expected)
+
+
+def test_the_events_an_outcome_carries_are_passed_on_unparsed() -> None:
+    reply = CloudEvent({"type": "io.mutt.alert.raised.v1", "source": "/a", "id": "1"}, {"x": 1})
+    (outcome,) = decode_outcomes(encode_outcomes([Outcome.ok(reply)]), 1)
+    (raw,) = outcome.replies
+    assert raw["type"] == "io.mutt.alert.raised.v1"
+    assert encode(raw) == encode(reply)  # the very bytes the function wrote
