@@ -1,4 +1,8 @@
-"""Running the operator commands in tests: in-process (fast) or as a real process."""
+"""Running the operator commands in tests: in-process (fast) or as a real process.
+
+Both go through the real entry point, ``mutt.cli.main``, as an operator's
+shell does: its parser, its commands and its one-line ``mutt: ...`` errors.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mutt.cli import main
 from shared.config import Settings
-from tests import opscli
 from tests.helpers import settings_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +48,7 @@ def in_process(
 
     def run(*argv: str) -> Ran:
         capsys.readouterr()
-        code = opscli.main(list(argv))
+        code = main(list(argv))
         out, err = capsys.readouterr()
         return Ran(code, out, err)
 
@@ -54,7 +58,7 @@ def in_process(
 def as_process(settings: Settings, *argv: str, stdin: str | None = None) -> Ran:
     """``mutt ARGS`` as a child process (what an operator's shell does)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.opscli", *argv],
+        [sys.executable, "-m", "mutt", *argv],
         env=settings_env(settings),
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,

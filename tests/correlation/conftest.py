@@ -176,6 +176,6 @@ def stage(settings: Settings, r: redis.Redis, rule_ids: dict[str, int]) -> Stage
 def mutt(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Any:
-    from tests.correlation.cli import in_process
+    from tests.cli_support import in_process
 
     return in_process(settings, monkeypatch, capsys)
