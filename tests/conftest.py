@@ -5,10 +5,13 @@ The servers are the ones a user would configure: ``MUTT_REDIS_URL`` and
 starts the same embedded servers ``mutt run`` uses, so the suite still runs
 against real servers, never fakes. Each test gets its own Redis key
 namespace and each session its own PostgreSQL schema, removed afterwards.
+Tests that need TCP (``tcp_servers``, ``tcp_settings``) get the configured
+servers if they are TCP, else TCP servers started for the session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -27,6 +30,7 @@ from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.db.connection import connect_pg
 from tests.forward.vendor import VendorServer
+from tests.servers import is_tcp_database, is_tcp_redis, postgres_server, redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,47 +57,99 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def db_schema(servers: tuple[str, str]) -> Iterator[str]:
-    """A migrated schema private to this test session."""
+@contextlib.contextmanager
+def _private_schema(database_url: str) -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:10]}"
-    conn = connect_pg(servers[1], schema)
+    conn = connect_pg(database_url, schema)
     migrate(conn)
     conn.close()
     yield schema
-    conn = connect_pg(servers[1])
+    conn = connect_pg(database_url)
     conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     conn.close()
 
 
-@pytest.fixture
-def namespace(servers: tuple[str, str]) -> Iterator[str]:
-    """A Redis key namespace private to this test; its keys are deleted afterwards."""
+@contextlib.contextmanager
+def _private_namespace(redis_url: str) -> Iterator[str]:
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
-    client = redis.Redis.from_url(servers[0])
+    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()
 
 
-@pytest.fixture
-def settings(servers: tuple[str, str], db_schema: str, namespace: str, tmp_path: Path) -> Settings:
+def _test_settings(redis_url: str, database_url: str, schema: str, ns: str, data: Path) -> Settings:
     """Settings as a user would give them, pointed at this test's namespace and schema."""
     return load_settings(
         {},
-        redis_url=servers[0],
-        database_url=servers[1],
-        database_schema=db_schema,
-        namespace=namespace,
-        data_dir=tmp_path,
+        redis_url=redis_url,
+        database_url=database_url,
+        database_schema=schema,
+        namespace=ns,
+        data_dir=data,
         heartbeat_interval_seconds=0.2,
         heartbeat_ttl_seconds=1.0,
         claim_min_idle_seconds=0.5,
         retry_delay_seconds=0.5,
         worker_block_ms=100,
     )
+
+
+@pytest.fixture(scope="session")
+def db_schema(servers: tuple[str, str]) -> Iterator[str]:
+    """A migrated schema private to this test session."""
+    with _private_schema(servers[1]) as schema:
+        yield schema
+
+
+@pytest.fixture
+def namespace(servers: tuple[str, str]) -> Iterator[str]:
+    """A Redis key namespace private to this test; its keys are deleted afterwards."""
+    with _private_namespace(servers[0]) as ns:
+        yield ns
+
+
+@pytest.fixture
+def settings(servers: tuple[str, str], db_schema: str, namespace: str, tmp_path: Path) -> Settings:
+    return _test_settings(*servers, db_schema, namespace, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tcp_servers() -> Iterator[tuple[str, str]]:
+    """(redis_url, database_url) of real servers reached over TCP on 127.0.0.1.
+
+    The configured ones when they are TCP already; otherwise (the embedded
+    default's owner-only Unix sockets) servers of this session's own, for
+    what a socket cannot give: another UID, ``sslmode``.
+    """
+    redis_url = os.environ.get("MUTT_REDIS_URL", "")
+    database_url = os.environ.get("MUTT_DATABASE_URL", "")
+    with contextlib.ExitStack() as stack:
+        if not (redis_url and is_tcp_redis(redis_url)):
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mutt-rt-")))
+            redis_url = f"redis://127.0.0.1:{stack.enter_context(redis_server(workdir))}/0"
+        if not (database_url and is_tcp_database(database_url)):
+            port = stack.enter_context(postgres_server())
+            database_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield redis_url, database_url
+
+
+@pytest.fixture(scope="session")
+def tcp_db_schema(tcp_servers: tuple[str, str]) -> Iterator[str]:
+    """A migrated schema private to this test session, on the TCP PostgreSQL."""
+    with _private_schema(tcp_servers[1]) as schema:
+        yield schema
+
+
+@pytest.fixture
+def tcp_settings(
+    tcp_servers: tuple[str, str], tcp_db_schema: str, tmp_path: Path
+) -> Iterator[Settings]:
+    """``settings``, on the TCP servers (a private namespace there, cleaned afterwards)."""
+    with _private_namespace(tcp_servers[0]) as ns:
+        yield _test_settings(*tcp_servers, tcp_db_schema, ns, tmp_path)
 
 
 @pytest.fixture

@@ -1,37 +1,47 @@
-"""``sslmode`` in MUTT_DATABASE_URL, against the real PostgreSQL (which has TLS off here)."""
+"""``sslmode`` in MUTT_DATABASE_URL, against a real PostgreSQL over TCP with TLS off.
+
+The modes that encrypt are proven against a server with TLS on in
+``tests/shared/test_tls_servers.py``.
+"""
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 
 import pytest
 
 from shared.db import tls
 from shared.db.connection import connect_pg, parse_database_url
 from shared.errors import ConfigError, UnreachableError
+from tests.servers import postgres_server
 
 
 def _with(url: str, query: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
-@pytest.fixture
-def tcp_url(servers: tuple[str, str]) -> str:
-    url = servers[1]
-    if parse_database_url(url).unix_sock:
-        pytest.skip("TLS modes need a TCP database URL (the embedded server uses a socket)")
-    return url
-
-
-@pytest.fixture
-def server_tls_off(tcp_url: str) -> str:
-    conn = connect_pg(_with(tcp_url, "sslmode=disable"))
+def _offers_tls(url: str) -> bool:
+    """Whether the server at ``url`` offers TLS (one that insists on it does)."""
     try:
-        if conn.run("SHOW ssl")[0][0] != "off":
-            pytest.skip("this PostgreSQL offers TLS; these tests need one that does not")
+        conn = connect_pg(_with(url, "sslmode=disable"))
+    except UnreachableError:
+        return True
+    try:
+        return bool(conn.run("SHOW ssl")[0][0] != "off")
     finally:
         conn.close()
-    return tcp_url
+
+
+@pytest.fixture(scope="module")
+def server_tls_off(tcp_servers: tuple[str, str]) -> Iterator[str]:
+    """URL of a PostgreSQL over TCP that offers no TLS: the session's, or one of our own."""
+    url = tcp_servers[1]
+    if not _offers_tls(url):
+        yield url
+        return
+    with postgres_server() as port:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
 def test_sslmode_defaults_to_prefer_and_rootcert_is_read() -> None:
