@@ -205,7 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from functions_framework._http import create_server
 
     import functions
-    from mutt.run import check_port_free
+    from mutt.ports import check_port_free
     from mutt.stages import HTTP_FUNCTIONS
     from shared.logs import setup_logging
 

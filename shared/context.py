@@ -2,7 +2,9 @@
 
 Knative scales functions from zero, so nothing heavy happens at import:
 the first request (or the worker start) builds settings, the Redis client
-and the database connections; later calls reuse them.
+and the database connections; later calls reuse them. pg8000 (with scramp
+and asn1crypto, ~30 ms) is imported by the first ``pg()``: forward and
+ingest never open a PostgreSQL connection and never pay for it.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 import contextlib
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import pg8000.native
 import redis
 
 from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
-from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
 from shared.errors import ConfigError
 from shared.redis_client import connect_redis
 from shared.secrets import Secrets
 from shared.tracing import configure_from_env
+
+if TYPE_CHECKING:
+    import pg8000.native
 
 
 class Context:
@@ -67,6 +71,8 @@ class Context:
         """This thread's connection (pg8000 connections are not thread-safe)."""
         conn: pg8000.native.Connection | None = getattr(self._local, "pg", None)
         if conn is None:
+            from shared.db.connection import connect_pg
+
             _, url = self.settings.require_urls()
             conn = connect_pg(
                 url, self.settings.database_schema, passwords=self._rotation("database_password")
