@@ -29,16 +29,30 @@ RULE_COLUMNS = (
 # One JSON document instead of one row per rule: pg8000 decodes rows column by
 # column in Python (about 25 µs per rule), orjson reads the document in C. Every
 # column is an integer, text, boolean or NULL, so JSON gives the same Python values.
-_RULES_JSON = (
-    "SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"
+# With it, its SHA-256 computed by the server on the bytes it sends: the name of
+# the compiled index of exactly these rules (functions/alert/index_cache.py);
+# about 5 ms of server time for the 2.4 MB of 10,000 rules.
+_RULES_DIGEST_AND_JSON = (
+    "SELECT encode(sha256(convert_to(d, 'UTF8')), 'hex'), d FROM"
+    " (SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"
     " (SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
-    " prod_handling, dev_handling, team_assignment, is_active FROM alert_rules) r"
+    " prod_handling, dev_handling, team_assignment, is_active FROM alert_rules) r) AS x(d)"
 )
 
 
 def load_rules(conn: pg8000.native.Connection) -> list[dict[str, Any]]:
     """Every rule, inactive ones included (``mutt rules test`` explains them too)."""
-    rows = orjson.loads(conn.run(_RULES_JSON)[0][0])
+    return parse_rules(load_rules_document(conn)[1])
+
+
+def load_rules_document(conn: pg8000.native.Connection) -> tuple[str, str]:
+    """(SHA-256 of the rules document, the document): ``parse_rules`` reads it."""
+    digest, document = conn.run(_RULES_DIGEST_AND_JSON)[0]
+    return str(digest), str(document)
+
+
+def parse_rules(document: str) -> list[dict[str, Any]]:
+    rows = orjson.loads(document)
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise ValueError("alert_rules did not come back as a list of rows")
     return rows
