@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
@@ -26,6 +27,8 @@ from shared.tracing import configure_from_env
 
 if TYPE_CHECKING:
     import pg8000.native
+
+T = TypeVar("T")
 
 
 class Context:
@@ -107,3 +110,25 @@ def set_context(ctx: Context | None) -> None:
     """Replace the process context (tests, the worker CLI)."""
     global _context
     _context = ctx
+
+
+def built_once(make: Callable[[Context], T]) -> Callable[[Context], T]:
+    """``make``, called once per process however many threads ask at the same time.
+
+    A function scaled from zero gets its first requests together (the relay
+    keeps several in flight): without this, each request thread builds its
+    own handler, 8 rule loads side by side on one GIL, and the first answer
+    waits for all of them. The others wait for the one build; a build that
+    fails is tried again by the next caller.
+    """
+    lock = threading.Lock()
+    made: list[T] = []
+
+    def get(ctx: Context) -> T:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(make(ctx))
+        return made[0]
+
+    return get
