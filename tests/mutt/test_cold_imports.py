@@ -6,6 +6,7 @@ handler built, the app loaded), and lists the modules it imported. What a
 function does not use must not be there: Flask in a stream worker (~130 ms),
 pg8000 in a function that never opens PostgreSQL (~30 ms), hvac without
 Vault, ``mutt run``'s requests, PyYAML and embedded servers in ``mutt serve``.
+And the garbage collector, paused while a command starts, runs again when it serves.
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ from tests.helpers import free_port, settings_env
 
 # The child stops where serving would begin and prints every imported module.
 _WORKER = """
-import sys
+import gc, sys
 from mutt.runtime import worker
-worker.StreamWorker.run = lambda self: print("\\n".join(sorted(sys.modules)))
+worker.StreamWorker.run = lambda self: print(*sorted(sys.modules), f"gc={gc.isenabled()}")
 from mutt.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
 _SERVE = """
-import sys
+import gc, sys
 import functions_framework._http as http
 class _Server:
     def run(self, host, port):
-        print("\\n".join(sorted(sys.modules)))
+        print(*sorted(sys.modules), f"gc={gc.isenabled()}")
 http.create_server = lambda *args, **kwargs: _Server()
 from mutt.cli import main
 raise SystemExit(main(sys.argv[1:]))
@@ -51,6 +52,8 @@ def _imported(settings: Settings, script: str, *argv: str) -> set[str]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     modules = set(proc.stdout.split())
     assert "shared.context" in modules  # the probe really ran the command
+    # The start ran with the cyclic GC off (mutt.cli); serving never does.
+    assert "gc=True" in modules
     return modules
 
 
