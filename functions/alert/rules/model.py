@@ -202,7 +202,10 @@ def validate_rule(
     rule_id = raw.get("id")
     name = str(rule_id) if isinstance(rule_id, int | str) and str(rule_id) else (where or "?")
     try:
-        return Rule.model_validate(data)
+        rule = Rule.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(err) for err in exc.errors(include_url=False)]
         raise RuleError(name, problems) from None
+    if rule.__pydantic_fields_set__ == _ALL_SET:  # every field given, as in a DB row:
+        _set(rule, "__pydantic_fields_set__", _ALL_SET)  # share one set (see _ALL_SET)
+    return rule
