@@ -6,9 +6,9 @@ in Redis; every instance checks that version at most every
 instances converge within a second. If PostgreSQL cannot be read, the last
 good snapshot keeps serving and the failure is reported (``last_error``).
 
-Every load reads the rules from PostgreSQL with their digest; the compiled
-index of those exact rules comes from Redis when an instance built it
-before (``index_cache.py``), and is built from the rows and stored otherwise.
+Every load asks PostgreSQL for the rules' digest; the compiled index of
+exactly those rules comes from Redis when an instance built it before
+(``index_cache.py``); otherwise the rules are read, built and stored.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from functions.alert.index_cache import IndexCache
 from functions.alert.literal_cache import LiteralAnalyses
 from functions.alert.rules import DevHosts, RuleSet
 from functions.alert.rules.stored import Recorder
-from functions.alert.store import load_dev_hosts, load_rules_document, load_teams, parse_rules
+from functions.alert.store import (
+    load_dev_hosts,
+    load_rules_document,
+    load_teams,
+    parse_rules,
+    rules_digest,
+)
 from shared.broker.keys import Keys
 from shared.metrics import RULES_LOADED, RULES_RELOAD_FAILURES, RULES_RELOAD_SECONDS, RULES_VERSION
 
@@ -134,24 +140,14 @@ class RuleCache:
         started = time.perf_counter()
         conn = self._connect()
         try:
-            (digest, document), hosts, teams = (
-                load_rules_document(conn),
-                load_dev_hosts(conn),
-                load_teams(conn),
-            )
+            digest, hosts, teams = rules_digest(conn), load_dev_hosts(conn), load_teams(conn)
+            with _gc_paused():
+                rules = self._index.load(digest)
+                built = rules is None
+                if rules is None:
+                    rules = self._build(conn)
         finally:
             conn.close()
-        with _gc_paused():
-            rules = self._index.load(digest)
-            built = rules is None
-            if rules is None:
-                rows = parse_rules(document)
-                document = ""  # 2.4 MB at 10,000 rules: not held while building
-                analyses = Recorder(self._analyses)
-                rules = RuleSet.from_rows(rows, analyse=analyses)
-                del rows
-                self._index.store(digest, rules, analyses.answers)
-        del document
         for err in rules.rejected:
             log.error("rule rejected at load: %s", err)
         snap = Snapshot(
@@ -173,3 +169,14 @@ class RuleCache:
             "built and stored" if built else "compiled index from Redis",
         )
         return snap
+
+    def _build(self, conn: pg8000.native.Connection) -> RuleSet:
+        """Validate, analyse and index the rules; store the result for the next start."""
+        digest, document = load_rules_document(conn)  # the digest of exactly these rules
+        rows = parse_rules(document)
+        del document  # 2.4 MB at 10,000 rules: not held while building
+        analyses = Recorder(self._analyses)
+        rules = RuleSet.from_rows(rows, analyse=analyses)
+        del rows
+        self._index.store(digest, rules, analyses.answers)
+        return rules

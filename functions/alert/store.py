@@ -29,14 +29,18 @@ RULE_COLUMNS = (
 # One JSON document instead of one row per rule: pg8000 decodes rows column by
 # column in Python (about 25 µs per rule), orjson reads the document in C. Every
 # column is an integer, text, boolean or NULL, so JSON gives the same Python values.
-# With it, its SHA-256 computed by the server on the bytes it sends: the name of
-# the compiled index of exactly these rules (functions/alert/index_cache.py);
-# about 5 ms of server time for the 2.4 MB of 10,000 rules.
-_RULES_DIGEST_AND_JSON = (
-    "SELECT encode(sha256(convert_to(d, 'UTF8')), 'hex'), d FROM"
-    " (SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"
-    " (SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
-    " prod_handling, dev_handling, team_assignment, is_active FROM alert_rules) r) AS x(d)"
+_RULES = (
+    "(SELECT id, match_type, match_string, trap_oid, syslog_severity, priority,"
+    " prod_handling, dev_handling, team_assignment, is_active FROM alert_rules) r"
+)
+_DOCUMENT = "coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text"
+# The SHA-256 of the rules, computed by the server: the name of the compiled index of
+# exactly these rules (functions/alert/index_cache.py). Over each row's text form
+# (values quoted where needed, so distinct rules give distinct text), which the
+# server makes in half the time of the JSON document: 10 ms at 10,000 rules.
+_DIGEST = (
+    "encode(sha256(convert_to(coalesce("
+    "string_agg(r::text, E'\\n' ORDER BY r.priority, r.id), ''), 'UTF8')), 'hex')"
 )
 
 
@@ -45,9 +49,15 @@ def load_rules(conn: pg8000.native.Connection) -> list[dict[str, Any]]:
     return parse_rules(load_rules_document(conn)[1])
 
 
+def rules_digest(conn: pg8000.native.Connection) -> str:
+    """The SHA-256 of every rule, as ``load_rules_document`` gives it with the rules."""
+    return str(conn.run(f"SELECT {_DIGEST} FROM {_RULES}")[0][0])  # noqa: S608 (constants)
+
+
 def load_rules_document(conn: pg8000.native.Connection) -> tuple[str, str]:
-    """(SHA-256 of the rules document, the document): ``parse_rules`` reads it."""
-    digest, document = conn.run(_RULES_DIGEST_AND_JSON)[0]
+    """(SHA-256 of the rules, the rules as one JSON document), from one snapshot."""
+    query = f"SELECT {_DIGEST}, {_DOCUMENT} FROM {_RULES}"  # noqa: S608 (constants)
+    digest, document = conn.run(query)[0]
     return str(digest), str(document)
 
 
