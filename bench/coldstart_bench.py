@@ -170,6 +170,16 @@ def set_state(r: redis.Redis, namespace: str, state: str) -> None:
         r.delete(cache_key(namespace))
 
 
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, deadline: float) -> None:
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"mutt serve alert did not listen (exit {proc.returncode})")
+        time.sleep(0.001)
+
+
 def serve_first_answer(env: dict[str, str], message: str, seq: int) -> Started:
     """Start ``mutt serve alert``; POST one event the moment it accepts connections."""
     port = free_port()
@@ -184,15 +194,17 @@ def serve_first_answer(env: dict[str, str], message: str, seq: int) -> Started:
     try:
         deadline = time.monotonic() + 60
         while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mutt serve alert did not listen (exit {proc.returncode})")
-            time.sleep(0.001)
-        listening = time.perf_counter()
-        resp = requests.post(f"http://127.0.0.1:{port}/", data=body, headers=headers, timeout=60)
-        answered = time.perf_counter()
+            _wait_listening(proc, port, deadline)
+            listening = time.perf_counter()
+            try:
+                url = f"http://127.0.0.1:{port}/"
+                resp = requests.post(url, data=body, headers=headers, timeout=60)
+            except requests.ConnectionError:
+                # `mutt serve` first checks the port is free by listening on it for an
+                # instant; a connection that lands then is reset. Wait for gunicorn.
+                continue
+            answered = time.perf_counter()
+            break
         if resp.status_code != 200:
             raise RuntimeError(f"first answer {resp.status_code}: {resp.text[:300]}")
         worker = _worker_pid(proc.pid)
