@@ -7,11 +7,12 @@ took about 0.3 s of a 0.45 s first request. Any instance that builds a
 fingerprint; every later start, of any replica, loads it in a fraction of that.
 
 Which rules it holds is named by content, not by the rules version: the
-stored value starts with the SHA-256 of the rules document PostgreSQL sent
-(``store.load_rules_document``), and is used only when that digest is the
-one the database gives now. A rule change (whatever wrote it, with or
-without a version bump) therefore never serves stale rules, and a reset of
-the version counter cannot make an old index look current.
+stored value starts with the SHA-256 of the rules it was built from, as
+PostgreSQL computed it with them (``store.load_rules_document``), and is
+used only when that is the digest the database gives now
+(``store.rules_digest``). A rule change (whatever wrote it, with or without
+a version bump) therefore never serves stale rules, and a reset of the
+version counter cannot make an old index look current.
 
 The key names what the stored data depends on: the rule engine's source,
 ``shared/models.py`` (handling and severity values), this module, Python,
