@@ -7,6 +7,7 @@ with one ``mutt: ...`` line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import signal
 import sys
@@ -15,13 +16,20 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from shared.config import Settings, load_settings
 from shared.errors import MuttError, PortInUseError
 
 if TYPE_CHECKING:
     from mutt.runtime.relay import Target
     from mutt.runtime.worker import StreamWorker
+    from shared.config import Settings
     from shared.context import Context
+
+# Commands that import a function and build its handler before serving start
+# with the cyclic garbage collector off: the imports and the rule load create
+# hundreds of thousands of long-lived objects, and the collections they
+# trigger cost 10-20% of the CPU of a cold start (docs/performance.md). Each
+# turns it back on just before it serves; ``main`` does if it never gets there.
+_STARTS_GC_OFF = {"worker", "serve"}
 
 EPILOG_RUN = """examples:
   mutt run                      # embedded Redis + PostgreSQL under ./.mutt
@@ -32,6 +40,8 @@ EPILOG_RUN = """examples:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from shared.config import load_settings  # pydantic: imported after main() paused the GC
+
     return load_settings(data_dir=getattr(args, "data_dir", None))
 
 
@@ -68,6 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    gc.enable()  # started, serving from now on (see _STARTS_GC_OFF)
     worker.run()
     return 0
 
@@ -206,7 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import functions
     from mutt.gunicorn_options import hardening
-    from mutt.run import check_port_free
+    from mutt.ports import check_port_free
     from mutt.stages import HTTP_FUNCTIONS
     from shared.logs import setup_logging
 
@@ -228,6 +239,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = create_server(  # type: ignore[no-untyped-call]
         app, False, limit_request_line=MAX_REQUEST_LINE, **hardening()
     )
+    gc.enable()  # imported, serving from now on (see _STARTS_GC_OFF)
     server.run(args.host, args.port)
     return 0
 
@@ -463,11 +475,17 @@ def main(argv: list[str] | None = None) -> int:
         modules = None  # `mutt --help`: list everything
     else:
         modules = [COMMAND_MODULES[first]] if first in COMMAND_MODULES else []
-    args = build_parser(modules).parse_args(argv)
+    paused = first in _STARTS_GC_OFF and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
+        args = build_parser(modules).parse_args(argv)
         return int(args.func(args))
     except MuttError as exc:
         print(f"mutt: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    finally:
+        if paused:
+            gc.enable()

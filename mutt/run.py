@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from mutt import runfile, sample_rules
 from mutt.children import die_with_parent
 from mutt.db.migrate import migrate
 from mutt.embedded import DataDirLock, EmbeddedPostgres, EmbeddedRedis
+from mutt.ports import check_port_free
 from shared.config import Settings, env_name
 from shared.db.connection import connect_pg
 from shared.errors import MuttError, PortInUseError
@@ -35,29 +35,6 @@ from shared.redis_client import connect_redis
 
 log = logging.getLogger("mutt.run")
 GRACE_SECONDS = 20.0
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Fail with one clear line if another process listens on ``host:port``.
-
-    The probe sets ``SO_REUSEADDR``, as every server MUTT starts does
-    (gunicorn, the ops server, asyncio): a port held only by ``TIME_WAIT``
-    sockets of a process that just died is free to listen on again, so a
-    restart (systemd ``Restart=always``, a quadlet, a benchmark) is not refused
-    for the kernel's 60 s ``TIME_WAIT`` period.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(1)  # with SO_REUSEADDR a bind alone succeeds beside a listener
-    except OSError as exc:
-        raise PortInUseError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
-        ) from None
-    finally:
-        sock.close()
 
 
 @dataclass

@@ -2,26 +2,33 @@
 
 Knative scales functions from zero, so nothing heavy happens at import:
 the first request (or the worker start) builds settings, the Redis client
-and the database connections; later calls reuse them.
+and the database connections; later calls reuse them. pg8000 (with scramp
+and asn1crypto, ~30 ms) is imported by the first ``pg()``: forward and
+ingest never open a PostgreSQL connection and never pay for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
 
-import pg8000.native
 import redis
 
 from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
-from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
 from shared.errors import ConfigError
 from shared.redis_client import connect_redis
 from shared.secrets import Secrets
 from shared.tracing import configure_from_env
+
+if TYPE_CHECKING:
+    import pg8000.native
+
+T = TypeVar("T")
 
 
 class Context:
@@ -67,6 +74,8 @@ class Context:
         """This thread's connection (pg8000 connections are not thread-safe)."""
         conn: pg8000.native.Connection | None = getattr(self._local, "pg", None)
         if conn is None:
+            from shared.db.connection import connect_pg
+
             _, url = self.settings.require_urls()
             conn = connect_pg(
                 url, self.settings.database_schema, passwords=self._rotation("database_password")
@@ -101,3 +110,25 @@ def set_context(ctx: Context | None) -> None:
     """Replace the process context (tests, the worker CLI)."""
     global _context
     _context = ctx
+
+
+def built_once(make: Callable[[Context], T]) -> Callable[[Context], T]:
+    """``make``, called once per process however many threads ask at the same time.
+
+    A function scaled from zero gets its first requests together (the relay
+    keeps several in flight): without this, each request thread builds its
+    own handler, 8 rule loads side by side on one GIL, and the first answer
+    waits for all of them. The others wait for the one build; a build that
+    fails is tried again by the next caller.
+    """
+    lock = threading.Lock()
+    made: list[T] = []
+
+    def get(ctx: Context) -> T:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(make(ctx))
+        return made[0]
+
+    return get

@@ -15,12 +15,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pg8000.native
 import redis
 
-from shared.config_audit import ConfigChange, write_config_audit
+if TYPE_CHECKING:  # only writers touch PostgreSQL: readers (every function) must not load it
+    import pg8000.native
 
 
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
@@ -192,6 +192,8 @@ def set_audited(
     ``KeyError``/``ValueError`` refuse an unknown name or a bad value before
     anything is written.
     """
+    from shared.config_audit import ConfigChange, write_config_audit
+
     if name not in KNOBS:
         raise KeyError(f"unknown setting {name!r}; known: {', '.join(sorted(KNOBS))}")
     KNOBS[name].parse(raw.strip())

@@ -324,3 +324,20 @@ def test_syslog_bench_quick(servers: tuple[str, str]) -> None:
     ]
     # the bench itself fails (exit != 0) on a loss mutt syslog did not count
     assert_cleaned_up(servers, stderr)
+
+
+def test_coldstart_bench_quick(servers: tuple[str, str]) -> None:
+    tables, stderr = run_bench(servers, "coldstart_bench", "--quick")
+    table = only_table(tables, "Cold start")
+    assert columns(table) == ["measure", "median s", "min s", "CPU s", "vs import floor"]
+    measures = {row["measure"] for row in table}
+    for state in ("nothing cached", "compiled index in Redis"):
+        assert f"serve alert: listening → first answer, {state}" in measures
+        assert f"serve alert: start → first answer, {state}" in measures
+        assert f"worker alert: start → first event, {state}" in measures
+    assert {"serve alert: start → listening", "import floor (named packages)"} <= measures
+    memory = only_table(tables, "Resident memory")
+    assert all(float(row["RSS MiB"]) > 0 for row in memory)
+    imports = only_table(tables, "Imports of mutt serve alert")
+    assert imports[-1]["package"] == "total"
+    assert_cleaned_up(servers, stderr)

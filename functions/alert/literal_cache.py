@@ -25,7 +25,11 @@ from importlib import metadata, resources
 import orjson
 import redis
 
-from functions.alert.rules.literals import MAX_REQUIREMENTS, MIN_LITERAL, required_literals
+from functions.alert.rules.literals import (
+    required_literals,
+    requirements_from_data,
+    requirements_to_data,
+)
 from shared.broker.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -57,26 +61,11 @@ def _decode(raw: bytes | str | None) -> Requirements | None:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, list) or len(doc) > MAX_REQUIREMENTS:
-        return None
-    out = []
-    for requirement in doc:
-        if not isinstance(requirement, list) or not requirement:
-            return None
-        for literal in requirement:
-            if (
-                not isinstance(literal, str)
-                or len(literal) < MIN_LITERAL
-                or not literal.isascii()
-                or literal != literal.lower()
-            ):
-                return None
-        out.append(frozenset(requirement))
-    return tuple(out)
+    return requirements_from_data(doc)
 
 
 def _encode(requirements: Requirements) -> bytes:
-    return orjson.dumps([sorted(r) for r in requirements])
+    return orjson.dumps(requirements_to_data(requirements))
 
 
 class LiteralAnalyses:

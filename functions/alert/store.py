@@ -8,6 +8,22 @@ with a reason instead of crashing the loader.
 
 from __future__ import annotations
 
-from functions.alert.catalog.tables import RULE_COLUMNS, load_dev_hosts, load_rules, load_teams
+from functions.alert.catalog.tables import (
+    RULE_COLUMNS,
+    load_dev_hosts,
+    load_rules,
+    load_rules_document,
+    load_teams,
+    parse_rules,
+    rules_digest,
+)
 
-__all__ = ["RULE_COLUMNS", "load_dev_hosts", "load_rules", "load_teams"]
+__all__ = [
+    "RULE_COLUMNS",
+    "load_dev_hosts",
+    "load_rules",
+    "load_rules_document",
+    "load_teams",
+    "parse_rules",
+    "rules_digest",
+]

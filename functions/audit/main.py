@@ -8,9 +8,10 @@ import flask
 import functions_framework
 
 from functions.audit.build import make_audit_writer
+from shared.context import built_once
 from shared.http_function import cloudevent_function
 
-_view = cloudevent_function(make_audit_writer, lambda ctx: ctx.keys.audit)
+_view = cloudevent_function(built_once(make_audit_writer), lambda ctx: ctx.keys.audit)
 
 
 @functions_framework.http

@@ -4,9 +4,10 @@ import flask
 import functions_framework
 
 from functions.janitor.handler import JanitorHandler
+from shared.context import built_once
 from shared.http_function import cloudevent_function
 
-_view = cloudevent_function(JanitorHandler)
+_view = cloudevent_function(built_once(JanitorHandler))
 
 
 @functions_framework.http

@@ -30,6 +30,7 @@ family (<ns> = the namespace)          type    tag            owner (the only wr
                                        hash
 <ns>:rules:version                     string  none           functions/alert/cache.py
 <ns>:rules:literals:<fingerprint>      hash    none           functions/alert/literal_cache.py
+<ns>:rules:index:<fingerprint>         string  none           functions/alert/index_cache.py
 <ns>:config                            hash    none           shared/dynconfig.py
 <ns>:hb:<group>:<consumer>             string  none           shared/broker/heartbeat.py
 <ns>:janitor:lock:<task>               string  none           functions/janitor/lock.py
@@ -197,6 +198,10 @@ class Keys:
     def rule_literals(self, fingerprint: str) -> str:
         """Regex literal analyses (pattern -> JSON) of one analysis code and Python."""
         return f"{self.namespace}:rules:literals:{fingerprint}"
+
+    def rule_index(self, fingerprint: str) -> str:
+        """The compiled rule index (digest of its rules + data) of one engine code version."""
+        return f"{self.namespace}:rules:index:{fingerprint}"
 
     def janitor_lock(self, task: str) -> str:
         """Held while one janitor runs ``task``, so two never run it at once."""

@@ -1,4 +1,9 @@
-"""Regex literal analyses shared through Redis: used when sound, ignored when not."""
+"""Regex literal analyses shared through Redis: used when sound, ignored when not.
+
+They serve a build of the rules. A start that finds the compiled index of the
+same rules (``index_cache``) builds nothing, so the starts here that must build
+drop that index first (``_building``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pytest
 import redis
 
 from functions.alert.cache import RuleCache
+from functions.alert.index_cache import index_key
 from functions.alert.literal_cache import cache_key
 from functions.alert.rules.literals import required_literals
 from shared.config import Settings
@@ -40,6 +46,12 @@ def _cache(settings: Settings, r: redis.Redis, namespace: str) -> RuleCache:
     return RuleCache(lambda: connect_pg(url, schema), r, namespace)
 
 
+def _building(settings: Settings, r: redis.Redis, namespace: str) -> RuleCache:
+    """A cache whose next warm builds the rules: no compiled index to load instead."""
+    r.delete(index_key(namespace))
+    return _cache(settings, r, namespace)
+
+
 def _hmget_calls(r: redis.Redis) -> int:
     """HMGET commands the server has run so far (tests run one at a time)."""
     return int(r.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
@@ -60,14 +72,14 @@ def test_a_cold_start_stores_every_analysis_and_the_next_reads_them(
     expected = [sorted(req) for req in required_literals(TARGET)]
     assert orjson.loads(stored[TARGET.encode()]) == expected
 
-    second = _cache(settings, r, namespace)
+    second = _building(settings, r, namespace)
     second.warm()
     assert _matched(first) == _matched(second) == TARGET
 
-    # Proof the next start reads the hash instead of the parser: a well-shaped entry
+    # Proof the next build reads the hash instead of the parser: a well-shaped entry
     # naming a literal the message lacks is believed (Redis is trusted, like the streams).
     r.hset(cache_key(namespace), TARGET, b'[["nowhere"]]')
-    third = _cache(settings, r, namespace)
+    third = _building(settings, r, namespace)
     third.warm()
     assert _matched(third) != TARGET
 
@@ -85,7 +97,7 @@ def test_garbled_or_wrong_shaped_entries_are_analysed_again(
         many_regexes[4]: orjson.dumps({"a": 1}),
     }
     r.hset(key, mapping=bad)
-    cache = _cache(settings, r, namespace)
+    cache = _building(settings, r, namespace)
     cache.warm()
     assert _matched(cache) == TARGET  # the rule still fires: its entry was ignored
     for pattern in bad:

@@ -6,7 +6,13 @@ import pg8000.native
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.alert.store import RULE_COLUMNS, load_rules
+from functions.alert.store import (
+    RULE_COLUMNS,
+    load_rules,
+    load_rules_document,
+    parse_rules,
+    rules_digest,
+)
 
 _text = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=60)
 _handling = st.sampled_from(["Page_and_ticket", "Page_only", "Ticket_only", "Ignore"])
@@ -60,3 +66,73 @@ def test_no_rules_is_an_empty_list(pg: pg8000.native.Connection) -> None:
         assert load_rules(pg) == []
     finally:
         pg.run("ROLLBACK")
+
+
+def _insert(pg: pg8000.native.Connection, rules: list[dict[str, object]]) -> None:
+    pg.run("DELETE FROM alert_rules")
+    for rule_id, rule in enumerate(rules, 1):
+        pg.run(
+            "INSERT INTO alert_rules (id, match_type, match_string, trap_oid, syslog_severity,"
+            " priority, prod_handling, dev_handling, team_assignment, is_active)"
+            " VALUES (:id, :match_type, :match_string, :trap_oid, :syslog_severity, :priority,"
+            " :prod_handling, :dev_handling, :team_assignment, :is_active)",
+            id=rule_id,
+            **rule,
+        )
+
+
+def _digest_and_rows(
+    pg: pg8000.native.Connection, rules: list[dict[str, object]]
+) -> tuple[str, list[dict[str, object]]]:
+    """The digest of ``rules`` once stored, checked against the document's, and the rows."""
+    pg.run("BEGIN")
+    try:
+        _insert(pg, rules)
+        digest, document = load_rules_document(pg)
+        assert rules_digest(pg) == digest  # the same name, asked alone
+        return digest, parse_rules(document)
+    finally:
+        pg.run("ROLLBACK")
+
+
+@settings(
+    max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(st.lists(_rule, max_size=5), st.lists(_rule, max_size=5), st.booleans())
+def test_the_rules_digest_changes_exactly_when_the_rules_do(
+    pg: pg8000.native.Connection,
+    first: list[dict[str, object]],
+    second: list[dict[str, object]],
+    same: bool,
+) -> None:
+    """It names the compiled index of these rules (functions/alert/index_cache.py)."""
+    digest_a, rows_a = _digest_and_rows(pg, first)
+    digest_b, rows_b = _digest_and_rows(pg, first if same else second)
+    assert (digest_a == digest_b) == (rows_a == rows_b)
+
+
+def test_values_that_would_run_together_give_different_digests(
+    pg: pg8000.native.Connection,
+) -> None:
+    base = {
+        "match_type": "contains",
+        "trap_oid": None,
+        "syslog_severity": None,
+        "priority": 1,
+        "prod_handling": "Page_only",
+        "dev_handling": "Page_only",
+        "is_active": True,
+        "team_assignment": "t",
+    }
+    variants = [
+        [{**base, "match_string": "x", "team_assignment": "y,z"}],
+        [{**base, "match_string": "x,y", "team_assignment": "z"}],
+        [{**base, "match_string": "a\nb", "team_assignment": "t"}],
+        [{**base, "match_string": "a", "team_assignment": "t"}],
+        [{**base, "match_string": '"', "team_assignment": "t"}],
+        [{**base, "match_string": "", "team_assignment": "t"}],
+        [{**base, "match_type": "oid_prefix", "match_string": "", "trap_oid": "1.3"}],
+        [{**base, "match_type": "oid_prefix", "match_string": None, "trap_oid": "1.3"}],
+    ]
+    digests = {_digest_and_rows(pg, rules)[0] for rules in variants}
+    assert len(digests) == len(variants)

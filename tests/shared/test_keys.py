@@ -234,6 +234,7 @@ def test_key_names_are_those_deployed() -> None:
     assert k.heartbeat_pattern("alert") == "ns:hb:alert:*"
     assert k.rules_version == "ns:rules:version"
     assert k.rule_literals("cpython3.11:ab") == "ns:rules:literals:cpython3.11:ab"
+    assert k.rule_index("0123abcd") == "ns:rules:index:0123abcd"
     assert k.janitor_lock("reclaim") == "ns:janitor:lock:reclaim"
     assert k.relative(k.dlq("forward")) == "dlq:forward"
     c = k.correlation

@@ -49,10 +49,18 @@ _RECORDSET = (
 # column in Python (about 25 µs per rule), orjson reads the document in C. Every
 # column is an integer, text, boolean or NULL, so JSON gives the same Python values.
 _RULES_COLUMNS_SQL = ", ".join(RULE_COLUMNS)
-_RULES_JSON = (
-    "SELECT coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text FROM"  # noqa: S608 - fixed
-    " (SELECT " + _RULES_COLUMNS_SQL + " FROM alert_rules) r"  # fixed column names
+_RULES = "(SELECT " + _RULES_COLUMNS_SQL + " FROM alert_rules) r"  # noqa: S608 - fixed columns
+_DOCUMENT = "coalesce(json_agg(r ORDER BY r.priority, r.id), '[]')::text"
+# The SHA-256 of the rules, computed by the server: the name of the compiled index of
+# exactly these rules (functions/alert/index_cache.py). Over each row's text form
+# (values quoted where needed, so distinct rules give distinct text), which the
+# server makes in half the time of the JSON document: 10 ms at 10,000 rules.
+_DIGEST = (
+    "encode(sha256(convert_to(coalesce("
+    "string_agg(r::text, E'\\n' ORDER BY r.priority, r.id), ''), 'UTF8')), 'hex')"
 )
+_SELECT_DIGEST = "SELECT " + _DIGEST + " FROM " + _RULES  # noqa: S608 - constants
+_SELECT_DOCUMENT = "SELECT " + _DIGEST + ", " + _DOCUMENT + " FROM " + _RULES  # noqa: S608 - constants
 
 
 def version_key(namespace: str) -> str:
@@ -69,7 +77,22 @@ def bump_version(r: redis.Redis, namespace: str) -> int:
 
 def load_rules(conn: pg8000.native.Connection) -> list[dict[str, Any]]:
     """Every rule, inactive ones included (``mutt rules test`` explains them too)."""
-    rows = orjson.loads(conn.run(_RULES_JSON)[0][0])
+    return parse_rules(load_rules_document(conn)[1])
+
+
+def rules_digest(conn: pg8000.native.Connection) -> str:
+    """The SHA-256 of every rule, as ``load_rules_document`` gives it with the rules."""
+    return str(conn.run(_SELECT_DIGEST)[0][0])
+
+
+def load_rules_document(conn: pg8000.native.Connection) -> tuple[str, str]:
+    """(SHA-256 of the rules, the rules as one JSON document), from one snapshot."""
+    digest, document = conn.run(_SELECT_DOCUMENT)[0]
+    return str(digest), str(document)
+
+
+def parse_rules(document: str) -> list[dict[str, Any]]:
+    rows = orjson.loads(document)
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise ValueError("alert_rules did not come back as a list of rows")
     return rows

@@ -98,6 +98,37 @@ def _node(op: Any, av: Any) -> list[Requirement]:
     raise _Unsupported(str(op))
 
 
+def requirements_from_data(doc: object) -> tuple[Requirement, ...] | None:
+    """Requirements read back from JSON (lists of lists), or None when not shaped like them.
+
+    The shape ``required_literals`` gives: at most ``MAX_REQUIREMENTS``
+    non-empty requirements of lower-cased ASCII literals, none shorter than
+    ``MIN_LITERAL``. An empty requirement would match nothing, an upper-case
+    literal never, so either means the data is not an analysis.
+    """
+    if not isinstance(doc, list) or len(doc) > MAX_REQUIREMENTS:
+        return None
+    out = []
+    for requirement in doc:
+        if not isinstance(requirement, list) or not requirement:
+            return None
+        for literal in requirement:
+            if (
+                not isinstance(literal, str)
+                or len(literal) < MIN_LITERAL
+                or not literal.isascii()
+                or literal != literal.lower()
+            ):
+                return None
+        out.append(frozenset(requirement))
+    return tuple(out)
+
+
+def requirements_to_data(requirements: tuple[Requirement, ...]) -> list[list[str]]:
+    """JSON-ready form of an analysis: requirement order kept, literals sorted."""
+    return [sorted(r) for r in requirements]
+
+
 class _Unsupported(Exception):
     """A node type that RE2 rejects or this module does not reason about."""
 

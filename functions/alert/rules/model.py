@@ -26,7 +26,7 @@ from pydantic import (
 from shared.models import Handling, Severity, parse_severity
 
 from .oid import normalize_oid
-from .regex import compile_regex
+from .regex import check_regex, compile_regex
 
 TEAM_MAX = 128  # Alert.team's limit: a longer team could never be raised.
 
@@ -89,7 +89,7 @@ class Rule(BaseModel):
         if value is None or not value.strip():
             raise ValueError(f"a {match_type.value} rule needs a non-blank match_string")
         if match_type is MatchType.REGEX:
-            compile_regex(value)
+            check_regex(value)
         return value
 
     @field_validator("trap_oid")
@@ -148,6 +148,28 @@ class Rule(BaseModel):
 
 
 _RULE_FIELDS = frozenset(Rule.model_fields)  # read once: the class property is slow
+_set = object.__setattr__
+# One "fields set" for every trusted rule (a set of 10 names is 730 bytes: 7 MB for
+# 10,000 rules). Pydantic adds to it only in __setattr__, which a frozen model refuses,
+# and model_copy copies it first.
+_ALL_SET = set(_RULE_FIELDS)
+
+
+def trusted_rule(values: dict[str, Any]) -> Rule:
+    """A ``Rule`` holding ``values`` exactly, without validating them.
+
+    Only for values ``validate_rule`` produced earlier under the same code
+    (a stored compiled index, whose key names that code): field names and
+    types are taken as they are. It is what ``Rule.model_construct`` does,
+    without walking every field's default (5x faster: 10,000 rules in 15 ms).
+    Every field counts as set, as for a database row.
+    """
+    rule: Rule = object.__new__(Rule)
+    _set(rule, "__dict__", values)
+    _set(rule, "__pydantic_fields_set__", _ALL_SET)
+    _set(rule, "__pydantic_extra__", None)
+    _set(rule, "__pydantic_private__", None)
+    return rule
 
 
 class RuleError(ValueError):
@@ -188,7 +210,10 @@ def validate_rule(
     rule_id = raw.get("id")
     name = str(rule_id) if isinstance(rule_id, int | str) and str(rule_id) else (where or "?")
     try:
-        return Rule.model_validate(data)
+        rule = Rule.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(err) for err in exc.errors(include_url=False)]
         raise RuleError(name, problems) from None
+    if rule.__pydantic_fields_set__ == _ALL_SET:  # every field given, as in a DB row:
+        _set(rule, "__pydantic_fields_set__", _ALL_SET)  # share one set (see _ALL_SET)
+    return rule

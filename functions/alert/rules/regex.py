@@ -39,15 +39,31 @@ def regex_options() -> Any:
 _CACHE_SIZE = 1 << 17
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def compile_regex(pattern: str) -> Any:
-    """Compile for matching (cached); raise ``ValueError`` carrying RE2's reason."""
+def _compile(pattern: str) -> Any:
     try:
         return re2.compile(pattern, regex_options())
     except re2.error as exc:
         reason = error_text(exc)
         hint = next((h for k, h in _HINTS.items() if k in reason), "")
         raise ValueError(f"regex does not compile under RE2: {reason}{hint}") from None
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def compile_regex(pattern: str) -> Any:
+    """Compile for matching (cached); raise ``ValueError`` carrying RE2's reason."""
+    return _compile(pattern)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def check_regex(pattern: str) -> None:
+    """Raise ``ValueError`` carrying RE2's reason unless RE2 compiles ``pattern``.
+
+    Keeps no compiled object, only that the pattern is valid: every rule is
+    validated at each load, but only the regexes events reach are compiled
+    for matching (``Rule.regex``). A compiled pattern takes about 2.7 KB,
+    9 MB for the 3,333 regexes of 10,000 rules, most of which may never run.
+    """
+    _compile(pattern)
 
 
 def error_text(exc: BaseException) -> str:

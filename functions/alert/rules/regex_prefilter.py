@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Set
 from itertools import filterfalse
-from typing import Any
 
 from .candidates import Candidate, accepts
 from .literal_scan import LiteralScan
 from .literals import Requirement
+from .model import Rule
 from .semantics import PreparedEvent
 
 Rest = tuple[tuple[str, ...], ...]  # requirements beyond the second, checked with ``in``
@@ -48,18 +48,23 @@ def _all_present(rest: Rest, text: str) -> bool:
 
 
 class RegexPrefilter:
-    """Regexes keyed by their required literals; ``best`` verifies survivors with RE2."""
+    """Regexes keyed by their required literals; ``best`` verifies survivors with RE2.
+
+    Each entry keeps its ``Rule``, whose ``regex`` RE2 compiles the first time a
+    survivor needs it: a compiled index restored from storage (``stored.py``)
+    compiles no regex at start, and only the regexes events reach take memory.
+    """
 
     def __init__(
-        self, items: Iterable[tuple[tuple[Requirement, ...], Candidate, Any]], scan: LiteralScan
+        self, items: Iterable[tuple[tuple[Requirement, ...], Candidate, Rule]], scan: LiteralScan
     ) -> None:
         pairs: dict[int, dict[int, list[int]]] = {}
         literals: set[int] = set()
-        self._entries: dict[int, tuple[Candidate, Any, Rest]] = {}
-        for requirements, candidate, regex in items:
+        self._entries: dict[int, tuple[Candidate, Rule, Rest]] = {}
+        for requirements, candidate, rule in items:
             rank = candidate.rank
             rest = tuple(tuple(sorted(r)) for r in requirements[2:])
-            self._entries[rank] = (candidate, regex, rest)
+            self._entries[rank] = (candidate, rule, rest)
             firsts = [scan.number(x) for x in sorted(requirements[0])]
             literals.update(firsts)
             if len(requirements) == 1:
@@ -113,11 +118,11 @@ class RegexPrefilter:
         for rank in sorted(found):
             if rank >= bound:
                 break
-            candidate, regex, rest = entries[rank]
+            candidate, rule, rest = entries[rank]
             if (
                 (not rest or _all_present(rest, text))
                 and accepts(candidate, event)
-                and regex.search(event.data) is not None
+                and rule.regex.search(event.data) is not None
             ):
                 return rank
         return bound
