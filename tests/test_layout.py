@@ -49,3 +49,35 @@ def test_shared_never_imports_a_function() -> None:
 
 def test_the_janitor_imports_nothing_of_forward() -> None:
     assert offenders("functions/janitor", "functions.forward") == []
+
+
+# Suites that cut across the tree: deploy files, hostile conditions, the security review.
+CROSS_CUTTING = {"deploy", "resilience", "security", "support"}
+
+
+def test_tests_mirror_the_source_tree() -> None:
+    """tests/<function>/, tests/shared/, tests/mutt/ (and the cross-cutting suites)."""
+    tests = ROOT / "tests"
+    functions = {p.name for p in (ROOT / "functions").iterdir() if (p / "__init__.py").exists()}
+    allowed = functions | {"shared", "mutt"} | CROSS_CUTTING
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders - allowed == set()
+    for top in ("shared", "mutt", *functions):
+        for folder in (tests / top).rglob("*"):
+            if folder.is_dir() and (folder / "__init__.py").exists():
+                source = ROOT / (top if top in ("shared", "mutt") else f"functions/{top}")
+                mirrored = source / folder.relative_to(tests / top)
+                # a package, or a module whose tests fill a folder (shared/secrets.py)
+                assert mirrored.is_dir() or mirrored.with_suffix(".py").is_file(), folder
+
+
+def test_helpers_live_in_tests_support_only() -> None:
+    """One naming scheme: a test module is test_*.py, a helper is tests/support/<what>.py."""
+    strays = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").rglob("*.py")
+        if not p.name.startswith("test_")
+        and p.name not in ("__init__.py", "conftest.py")
+        and p.parent.name != "support"
+    ]
+    assert strays == []

@@ -599,7 +599,7 @@ def _bash_blocks(path: Path) -> list[list[str]]:
 
 @pytest.mark.parametrize("path", [RUNBOOK, OBSERVABILITY], ids=lambda p: p.name)
 def test_documented_mutt_commands_parse(path: Path) -> None:
-    from tests.deploy import kube
+    from tests.support import kube
 
     commands = [argv for argv in _bash_blocks(path) if argv and argv[0] == "mutt"]
     assert commands or path == OBSERVABILITY, f"{path.name} shows no mutt command"

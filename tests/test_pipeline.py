@@ -16,8 +16,8 @@ import requests
 
 from shared.config import Settings
 from shared.models import event_id_for
-from tests.factories import accepted_event
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support.factories import accepted_event
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
 
 pytestmark = pytest.mark.slow
 

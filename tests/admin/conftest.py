@@ -20,7 +20,7 @@ import requests
 from mutt.db.migrate import migrate
 from shared.config import Settings, load_settings
 from shared.db.connection import connect_pg
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
 
 KEYS = {
     "viewer": "viewer-key-0123456789abcdef",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from functions.admin.keys import ApiKey, Principal, parse_keys
 from functions.admin.limiter import FailureLimiter, client_of
 from tests.admin.conftest import admin_settings, drop, serve_admin
-from tests.helpers import stop
+from tests.support.processes import stop
 
 KEY = "k" * 20
 

@@ -9,7 +9,7 @@ import yaml
 
 from mutt.cli import main as mutt_main
 from tests.admin.conftest import Admin
-from tests.helpers import settings_env
+from tests.support.processes import settings_env
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import requests
 from cloudevents.conversion import to_binary
 
 from shared.config import Settings
-from tests.factories import accepted_event
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support.factories import accepted_event
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
 
 CONCURRENT = 8
 

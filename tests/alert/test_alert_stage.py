@@ -22,7 +22,7 @@ from shared.broker.keys import Keys
 from shared.context import Context
 from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
-from tests.factories import accepted_event
+from tests.support.factories import accepted_event
 
 RULES: dict[str, Any] = {
     "rules": [

@@ -9,8 +9,7 @@ import pytest
 
 from functions.alert.rules import DevHosts
 from shared.models import Handling
-
-from .rule_factories import rule
+from tests.support.rules import rule
 
 HOSTS = DevHosts(["router1", "Switch9.Lab.Example.com.", "10.0.0.5", "", "  "])
 

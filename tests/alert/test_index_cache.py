@@ -17,7 +17,7 @@ from functions.alert.cache import RuleCache, bump_version
 from functions.alert.index_cache import index_key
 from shared.config import Settings
 from shared.db.connection import connect_pg
-from tests.factories import event
+from tests.support.factories import event
 
 REGEXES = 600  # above AUTO_PREFILTER_MIN_REGEXES: the analyses travel in the index too
 TARGET = r"widget\d+ jammed on (?:belt|line) \d+"

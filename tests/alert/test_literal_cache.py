@@ -20,7 +20,7 @@ from functions.alert.literal_cache import cache_key
 from functions.alert.rules.literals import required_literals
 from shared.config import Settings
 from shared.db.connection import connect_pg
-from tests.factories import event
+from tests.support.factories import event
 
 REGEXES = 600  # above AUTO_PREFILTER_MIN_REGEXES, so the literal prefilter (and the cache) is used
 TARGET = r"widget\d+ jammed on (?:belt|line) \d+"

@@ -39,8 +39,7 @@ import pytest
 
 from functions.alert.rules import DevHosts, RuleSet, reference_match
 from shared.models import Event, Handling, Severity
-
-from .rule_factories import event, rule
+from tests.support.rules import event, rule
 
 OID = "1.3.6.1.4.1.9.9.41.2"
 

@@ -9,8 +9,7 @@ import re2
 
 from bench.rules_bench import Generator
 from functions.alert.rules import ReferenceMatcher, RuleSet
-
-from .rule_factories import Plain, rule
+from tests.support.rules import Plain, rule
 
 _REAL_FILTER = re2.Filter
 

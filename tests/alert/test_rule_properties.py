@@ -21,8 +21,7 @@ from functions.alert.rules.oid import has_prefix
 from functions.alert.rules.regex import regex_options
 from functions.alert.rules.semantics import PreparedEvent, evaluate, rule_matches
 from shared.models import Handling, Severity
-
-from .rule_factories import Plain
+from tests.support.rules import Plain
 
 WORDS = [
     "link", "down", "up", "error", "err", "failed", "fail", "port", "gi0/1",

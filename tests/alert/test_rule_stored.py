@@ -19,9 +19,8 @@ from bench.rules_bench import Generator
 from functions.alert.rules import Rule, RuleSet, reference_match
 from functions.alert.rules.engine import analyse_each
 from functions.alert.rules.stored import Recorder, dump, load
-
-from .rule_factories import Plain, row
-from .test_rule_properties import SETTINGS, events, rule_lists
+from tests.alert.test_rule_properties import SETTINGS, events, rule_lists
+from tests.support.rules import Plain, row
 
 
 def _roundtrip(ruleset: RuleSet, recorder: Recorder) -> RuleSet:

@@ -9,8 +9,7 @@ from pydantic import ValidationError
 
 from functions.alert.rules import MatchType, Rule, RuleError, RuleSet, validate_rule
 from shared.models import Handling, Severity
-
-from .rule_factories import row
+from tests.support.rules import row
 
 
 def _error(**fields: Any) -> RuleError:

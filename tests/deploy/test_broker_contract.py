@@ -39,10 +39,10 @@ from shared.config import Settings
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, encode
 from shared.single_event import INNER, PACKED, pack
-from tests.deploy import kube
-from tests.factories import accepted_event
-from tests.forward.vendor import VendorServer
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support import kube
+from tests.support.factories import accepted_event
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
+from tests.support.vendor import VendorServer
 
 pytestmark = pytest.mark.slow
 
@@ -248,7 +248,7 @@ def test_the_broker_variant_follows_knatives_rules_and_strands_nothing(
 def test_several_replies_are_packed_into_one_event_and_unpacked_by_forward(
     settings: Settings, r: redis.Redis, keys: Keys, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    from tests.factories import alert_event
+    from tests.support.factories import alert_event
 
     env = settings_env(settings)
     forward = serve(procs, env, "forward")

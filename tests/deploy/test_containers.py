@@ -14,7 +14,7 @@ import pytest
 
 from functions.forward.config import load_config
 from mutt.stages import HTTP_FUNCTIONS, WORKER_STAGES
-from tests.deploy import kube
+from tests.support import kube
 
 ROOT = kube.ROOT
 BASE_IMAGE = "registry.access.redhat.com/ubi9/python-311"

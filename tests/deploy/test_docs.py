@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy import kube
+from tests.support import kube
 
 DOCS = [kube.ROOT / "docs" / n for n in ("deploy-knative.md", "deploy-rhel.md", "local.md")]
 COMPOSE_FILE = "local/docker-compose.yml"

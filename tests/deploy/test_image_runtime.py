@@ -47,8 +47,8 @@ import requests
 
 from shared.config import Settings
 from tests.deploy import test_containers
-from tests.helpers import free_port, settings_env, stop, wait_http
-from tests.servers import is_tcp_database, is_tcp_redis
+from tests.support.processes import free_port, settings_env, stop, wait_http
+from tests.support.servers import is_tcp_database, is_tcp_redis
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,8 @@ from functions.ingest.exposure import check_start, is_loopback
 from shared.config import load_settings
 from shared.errors import ConfigError
 from shared.secrets import Secrets
-from tests.deploy import kube, test_containers, test_rhel
+from tests.deploy import test_containers, test_rhel
+from tests.support import kube
 
 KEY_FILE = auth.SECRET_NAME
 DOCS = kube.ROOT / "docs"

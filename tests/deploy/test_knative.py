@@ -19,7 +19,7 @@ from shared.models import (
     JanitorRequest,
 )
 from shared.single_event import INNER, PACKED
-from tests.deploy import kube
+from tests.support import kube
 
 # What each function emits as its reply, and what it takes
 # (shared/models.py, docs/architecture.md "Events").

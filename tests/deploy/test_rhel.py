@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mutt.stages import HTTP_FUNCTIONS, WORKER_STAGES
-from tests.deploy import kube
+from tests.support import kube
 
 RHEL = kube.ROOT / "deploy" / "rhel"
 DOC = kube.ROOT / "docs" / "deploy-rhel.md"

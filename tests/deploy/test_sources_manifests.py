@@ -22,7 +22,7 @@ import pytest
 from jsonschema import Draft4Validator
 
 from mutt.commands import sources as sources_command
-from tests.deploy import kube
+from tests.support import kube
 
 SOURCES = kube.KNATIVE / "sources"
 MANIFEST = SOURCES / "syslog.yaml"

@@ -20,8 +20,8 @@ import requests
 from functions.forward.sinks.alertmanager import AlertmanagerSink
 from functions.forward.sinks.http import HttpSession
 from shared.models import Severity, utcnow
-from tests.forward.vendor import make_alert
-from tests.helpers import free_port, stop, wait_http
+from tests.support.processes import free_port, stop, wait_http
+from tests.support.vendor import make_alert
 
 BINARY = Path("/usr/bin/prometheus-alertmanager")
 CONFIG = """\

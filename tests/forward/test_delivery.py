@@ -27,7 +27,7 @@ from shared.config import Settings
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, encode
 from shared.models import Alert
-from tests.factories import alert_event
+from tests.support.factories import alert_event
 
 
 class Scripted:

@@ -20,8 +20,8 @@ from shared.envelope import make_event
 from shared.lua import LuaScript
 from shared.metrics import REGISTRY, render
 from shared.models import TYPE_ALERT, Alert
-from tests.factories import alert, alert_event
 from tests.forward.test_delivery import Scripted
+from tests.support.factories import alert, alert_event
 
 
 class Counted:

@@ -16,9 +16,9 @@ from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.envelope import FIELD, encode
 from shared.errors import ConfigError
-from tests.factories import alert_event
-from tests.forward.vendor import VendorServer
-from tests.helpers import mutt, settings_env
+from tests.support.factories import alert_event
+from tests.support.processes import mutt, settings_env
+from tests.support.vendor import VendorServer
 
 
 def write(tmp_path: Path, doc: object) -> Path:

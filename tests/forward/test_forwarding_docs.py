@@ -5,7 +5,7 @@ What the page promises, and this test holds it to:
 - every fenced ```yaml block is a complete ``MUTT_FORWARD_CONFIG`` file;
 - an ```http block (HTTP sinks) or ```json block (file, stdout) right after a
   one-sink ```yaml block shows what that sink sends for the sample alert
-  (``tests.forward.vendor.make_alert``): the request line, every header that
+  (``tests.support.vendor.make_alert``): the request line, every header that
   carries meaning, and the body; for file and stdout, the line written;
 - in those blocks ``<secret NAME>`` is the value of secret NAME, and any other
   ``<...>`` stands for something that varies (a time, a signature): a string
@@ -59,7 +59,7 @@ from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.envelope import make_event
 from shared.models import TYPE_ALERT, TYPE_DELIVERED, Alert, Delivery, Handling, Severity
-from tests.forward.vendor import Recorded, VendorServer, make_alert
+from tests.support.vendor import Recorded, VendorServer, make_alert
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "forwarding.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)

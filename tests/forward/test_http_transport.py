@@ -8,7 +8,7 @@ import pytest
 
 from functions.forward.sinks import http
 from functions.forward.sinks.http import HttpSession, post
-from tests.forward.vendor import VendorServer
+from tests.support.vendor import VendorServer
 
 
 def test_proxy_from_the_environment_and_no_proxy(

@@ -20,7 +20,7 @@ from functions.forward.sinks.registry import (
 from functions.forward.sinks.servicenow import ServiceNowSink
 from functions.forward.sinks.stdout import StdoutSink
 from functions.forward.sinks.webhook import WebhookSink
-from tests.forward.vendor import VendorServer, make_alert
+from tests.support.vendor import VendorServer, make_alert
 
 SECRETS = {
     "pd_netops_key": "R0UT1NGKEY0000000000000000000001",

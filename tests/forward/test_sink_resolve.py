@@ -18,7 +18,7 @@ from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
 from functions.forward.sinks.webhook import WebhookSink
 from shared.models import Alert, Severity
-from tests.forward.vendor import EVENT_TIME, VendorServer, make_alert
+from tests.support.vendor import EVENT_TIME, VendorServer, make_alert
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 

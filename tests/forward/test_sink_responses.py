@@ -20,8 +20,8 @@ from functions.forward.sinks.moogsoft import MoogsoftSink
 from functions.forward.sinks.pagerduty import PagerDutySink
 from functions.forward.sinks.servicenow import ServiceNowSink
 from functions.forward.sinks.webhook import WebhookSink
-from tests.forward.vendor import VendorServer, make_alert
-from tests.helpers import free_port
+from tests.support.processes import free_port
+from tests.support.vendor import VendorServer, make_alert
 
 SECRET = "Zq9-very-secret-credential-42"
 Factory = Callable[[str, HttpSession, float], Sink]

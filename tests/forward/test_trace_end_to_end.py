@@ -23,8 +23,8 @@ from functions.forward.sinks.webhook import WebhookSink
 from shared.broker.keys import Keys
 from shared.context import Context
 from shared.envelope import FIELD, decode
-from tests.forward.vendor import VendorServer
 from tests.ingest.conftest import make_client
+from tests.support.vendor import VendorServer
 
 _exporter = InMemorySpanExporter()
 

@@ -9,7 +9,7 @@ import re
 from functions.forward.sinks.http import HttpSession
 from functions.forward.sinks.webhook import WebhookSink, sign, verify_signature
 from shared.models import Alert
-from tests.forward.vendor import VendorServer, make_alert
+from tests.support.vendor import VendorServer, make_alert
 
 SECRET = "whsec-4f1b2c9e8d7a"
 NOW = 1_736_951_500

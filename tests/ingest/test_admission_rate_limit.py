@@ -17,7 +17,7 @@ from functions.ingest.admission import Admission, Admitter
 from shared.broker.keys import Keys
 from shared.dynconfig import DynamicConfig
 from shared.models import Event
-from tests.factories import event
+from tests.support.factories import event
 
 _numbers = count()
 

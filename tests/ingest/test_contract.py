@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from functions.alert.build import make_alert_handler
 from functions.ingest.contract import openapi
 from shared.models import SCHEMAS, schema_url
-from tests.factories import alert_event
+from tests.support.factories import alert_event
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from functions.ingest.exposure import check_start, is_loopback
 from shared.config import Settings
 from shared.errors import ConfigError
 from shared.secrets import Secrets
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
 
 
 @pytest.fixture

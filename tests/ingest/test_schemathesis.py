@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from shared.config import load_settings
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
 
 pytestmark = pytest.mark.slow
 

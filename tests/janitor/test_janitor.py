@@ -23,7 +23,7 @@ from shared.config import Settings
 from shared.context import Context
 from shared.db.connection import connect_pg
 from shared.envelope import FIELD, encode
-from tests.factories import alert_event
+from tests.support.factories import alert_event
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from shared.config import Settings
-from tests.helpers import free_port, settings_env
+from tests.support.processes import free_port, settings_env
 
 # The child stops where serving would begin and prints every imported module.
 _WORKER = """

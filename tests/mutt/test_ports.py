@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.helpers import free_port, wait_http
+from tests.support.processes import free_port, wait_http
 
 
 def time_wait_on(port: int) -> None:

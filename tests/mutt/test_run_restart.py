@@ -22,7 +22,7 @@ import psutil
 import pytest
 import requests
 
-from tests.helpers import free_port, wait_http
+from tests.support.processes import free_port, wait_http
 
 pytestmark = pytest.mark.slow
 

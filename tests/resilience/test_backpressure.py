@@ -21,8 +21,8 @@ from functions.ingest.admission import Admitter
 from shared.broker import streams
 from shared.broker.keys import GROUP_ALERT, Keys
 from shared.dynconfig import DynamicConfig
-from tests.factories import event
-from tests.resilience.support import wait_until
+from tests.support.factories import event
+from tests.support.resilience import wait_until
 
 LIMIT = 1000
 

@@ -33,9 +33,9 @@ from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.envelope import FIELD, decode
 from shared.models import TYPE_ACCEPTED, Event
-from tests.factories import event as factory_event
-from tests.helpers import mutt, settings_env
-from tests.resilience.support import (
+from tests.support.factories import event as factory_event
+from tests.support.processes import mutt, settings_env
+from tests.support.resilience import (
     Pipeline,
     consumer_of,
     ingest_pid,

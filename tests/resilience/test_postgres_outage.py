@@ -31,7 +31,7 @@ from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.db.connection import connect_pg
 from shared.dynconfig import DynamicConfig
-from tests.resilience.support import (
+from tests.support.resilience import (
     Load,
     Pipeline,
     consumer_of,

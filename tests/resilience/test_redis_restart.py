@@ -25,7 +25,7 @@ from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.dynconfig import DynamicConfig
-from tests.resilience.support import (
+from tests.support.resilience import (
     Load,
     Pipeline,
     RedisServer,

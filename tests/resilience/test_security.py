@@ -3,7 +3,7 @@
 Proven elsewhere, referenced here (not duplicated):
 
 - secrets never appear in logs, streams, events or error answers:
-  ``tests/secrets/test_no_secret_leaks.py``;
+  ``tests/shared/secrets/test_no_secret_leaks.py``;
 - containers run as a numeric non-root user with nothing run after it:
   ``tests/deploy/test_containers.py``; and the image's processes really run as
   a random UID in group 0 on a read-only root: ``tests/deploy/test_image_runtime.py``;
@@ -31,7 +31,7 @@ import requests
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.envelope import FIELD, decode
-from tests.resilience.support import Pipeline, report
+from tests.support.resilience import Pipeline, report
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("old-KEY-1a2b3c", "new-KEY-4d5e6f")  # a rotation: both are valid
@@ -411,9 +411,9 @@ def good(conn, name):
 
 def test_the_referenced_proofs_exist() -> None:
     from tests.deploy import test_containers, test_image_runtime
-    from tests.secrets import test_no_secret_leaks
     from tests.security import test_routes
     from tests.shared import test_tls_servers
+    from tests.shared.secrets import test_no_secret_leaks
 
     assert callable(test_no_secret_leaks.test_secrets_never_leak)
     assert callable(test_containers.test_runtime_runs_as_non_root_with_group_zero_writable_paths)

@@ -29,8 +29,8 @@ from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.dynconfig import DynamicConfig
-from tests.forward.vendor import Recorded, Reply, VendorServer
-from tests.resilience.support import Load, Pipeline, consumer_of, report, wait_until
+from tests.support.resilience import Load, Pipeline, consumer_of, report, wait_until
+from tests.support.vendor import Recorded, Reply, VendorServer
 
 pytestmark = pytest.mark.slow
 

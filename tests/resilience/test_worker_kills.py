@@ -31,7 +31,7 @@ from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.dynconfig import DynamicConfig
 from shared.envelope import FIELD, decode
-from tests.resilience.support import (
+from tests.support.resilience import (
     Load,
     Pipeline,
     consumer_of,

@@ -31,8 +31,8 @@ from mutt.runtime.ops_server import start_ops_server
 from mutt.stages import HTTP_FUNCTIONS
 from shared.config import Settings
 from shared.context import Context, set_context
-from tests.deploy import kube
-from tests.helpers import free_port
+from tests.support import kube
+from tests.support.processes import free_port
 
 ROOT = Path(functions.__file__).resolve().parent.parent
 KEY = "route-test-key-0123456789abcdef"

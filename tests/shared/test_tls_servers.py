@@ -22,8 +22,8 @@ from shared.context import Context
 from shared.db.connection import connect_pg
 from shared.errors import UnreachableError
 from shared.redis_client import connect_redis
-from tests.helpers import mutt
-from tests.shared.tls_servers import Pki, make_pki, postgres_tls, redis_tls
+from tests.support.processes import mutt
+from tests.support.tls import Pki, make_pki, postgres_tls, redis_tls
 
 pytestmark = pytest.mark.slow
 

@@ -27,8 +27,8 @@ from shared.broker import streams
 from shared.broker.keys import Keys
 from shared.config import Settings
 from shared.envelope import FIELD, encode
-from tests.factories import accepted_event
-from tests.helpers import free_port, mutt, settings_env, stop, wait_http
+from tests.support.factories import accepted_event
+from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
 
 pytestmark = pytest.mark.slow
 
