@@ -171,6 +171,7 @@ def test_auth_flood_bench_quick(servers: tuple[str, str]) -> None:
         "CPU us/req",
         "vs good",
         "vs good x100",
+        "wrk CPU us/req",
     ]
     rows = {row["load"]: row for row in table}
     assert rows["good, 1 event/request"]["answers"].startswith("202:")
