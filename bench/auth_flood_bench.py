@@ -15,7 +15,10 @@ sends ``--requests`` requests three times from one address:
   connection is answered 429 at accept, unread (functions/ingest/worker.py);
 * ``bad, no throttle``: a wrong key with the limit raised out of reach (a
   second server), so every request is compared and answered 401: what the
-  throttle saves.
+  throttle saves;
+* ``bad, behind a proxy``: a wrong key to a server that trusts 127.0.0.0/8 as
+  its proxies (as on Knative): nothing is refused at accept, every throttled
+  request is read, parsed and answered 429 on its kept-alive connection.
 
 The cost is the CPU seconds (user + system, from /proc) of the ingest
 process tree plus Redis's own (``INFO cpu``), measured around each run; the
@@ -186,6 +189,7 @@ GOOD = Load("good, 1 event/request", "ce", KEY)
 GOOD_BATCH = Load(f"good, {BATCH} events/request", "legacy", KEY)
 BAD = Load("bad key (throttled)", "ce", "wrong-key")
 BAD_LOOSE = Load("bad key, no throttle", "ce", "wrong-key")
+BAD_PROXIED = Load("bad key (throttled), behind a proxy", "ce", "wrong-key")
 FLOOR = Load("floor: gunicorn, empty answer", "ce", "wrong-key", metrics=False)
 
 
@@ -242,6 +246,11 @@ def loads(
     rows.append(measure(BAD_LOOSE, loose, loose_url, r, pools, n))
     loose.stop()
     kids.remove(loose)
+    proxied, proxied_url = start(env, tmp, kids, MUTT_INGEST_TRUSTED_PROXIES="127.0.0.0/8")
+    measure(Load("warm-up", "ce", KEY), proxied, proxied_url, r, pools, warm)
+    rows.append(measure(BAD_PROXIED, proxied, proxied_url, r, pools, n))
+    proxied.stop()
+    kids.remove(proxied)
     gunicorn = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "16"]
     floor_argv = [*gunicorn, "--chdir", str(ROOT), "bench.empty_wsgi:app"]
     floor, floor_url = start(env, tmp, kids, floor_argv)
