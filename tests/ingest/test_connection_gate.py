@@ -179,7 +179,7 @@ def test_another_address_is_unaffected(start: Callable[..., Server]) -> None:
 
 
 def test_after_the_window_the_address_is_admitted_again(start: Callable[..., Server]) -> None:
-    server = start(MUTT_INGEST_AUTH_FAILURE_WINDOW_SECONDS="3")
+    server = start(MUTT_INGEST_AUTH_FAILURE_WINDOW_SECONDS="4")
     throttle(server).close()
     sock = server.connect()
     refused = answer(sock)
