@@ -216,7 +216,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from functions_framework._http import create_server
 
     import functions
-    from mutt.gunicorn_options import hardening
+    from mutt.gunicorn_options import hardening, worker
     from mutt.ports import check_port_free
     from mutt.stages import HTTP_FUNCTIONS
     from shared.logs import setup_logging
@@ -237,7 +237,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # and rescans on every read (memory and CPU without bound). 8190 is
     # gunicorn's own maximum, far above any MUTT route.
     server = create_server(  # type: ignore[no-untyped-call]
-        app, False, limit_request_line=MAX_REQUEST_LINE, **hardening()
+        app, False, limit_request_line=MAX_REQUEST_LINE, **hardening(), **worker(args.function)
     )
     gc.enable()  # imported, serving from now on (see _STARTS_GC_OFF)
     server.run(args.host, args.port)

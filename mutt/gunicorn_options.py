@@ -1,4 +1,4 @@
-"""gunicorn settings ``mutt serve`` adds for a hardened container.
+"""gunicorn settings ``mutt serve`` adds: a hardened container, and ingest's worker class.
 
 gunicorn 25.1 and later open a control socket (``gunicornc``: change the
 worker count, reload, shut down) at ``$HOME/.gunicorn/gunicorn.ctl``. MUTT
@@ -17,3 +17,14 @@ def hardening() -> dict[str, object]:
     """Options for functions-framework's ``create_server`` (gunicorn settings)."""
     known = {setting.name for setting in KNOWN_SETTINGS}
     return {"control_socket_disable": True} if "control_socket_disable" in known else {}
+
+
+# ingest answers a throttled client's new connections at accept, before gunicorn
+# parses them (functions/ingest/worker.py); every other function keeps gthread.
+WORKER_CLASSES = {"ingest": "functions.ingest.worker.IngestWorker"}
+
+
+def worker(function: str) -> dict[str, object]:
+    """The ``worker_class`` option for ``function``, when it has its own."""
+    name = WORKER_CLASSES.get(function)
+    return {"worker_class": name} if name else {}

@@ -55,6 +55,10 @@ AUTH_THROTTLED = Counter(
     "mutt_ingest_auth_throttled_total",
     "requests answered 429 because their address failed authentication too often",
 )
+CONNECTIONS_REFUSED = Counter(
+    "mutt_ingest_connections_refused_total",
+    "connections of a throttled address answered 429 at accept, before any request was read",
+)
 
 # stream stages (worker and relay)
 STAGE_EVENTS = Counter("mutt_stage_events_total", "events handled by a stage", ["stage", "outcome"])

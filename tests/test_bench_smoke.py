@@ -171,6 +171,7 @@ def test_auth_flood_bench_quick(servers: tuple[str, str]) -> None:
         "CPU us/req",
         "vs good",
         "vs good x100",
+        "wrk CPU us/req",
     ]
     rows = {row["load"]: row for row in table}
     assert rows["good, 1 event/request"]["answers"].startswith("202:")
@@ -178,6 +179,8 @@ def test_auth_flood_bench_quick(servers: tuple[str, str]) -> None:
     throttled = rows["bad key (throttled)"]["answers"].split()
     assert throttled[0] == "401:20" and throttled[1].startswith("429:"), throttled
     assert rows["bad key, no throttle"]["answers"].startswith("401:")
+    proxied = rows["bad key (throttled), behind a proxy"]["answers"].split()
+    assert proxied[0] == "401:20" and proxied[1].startswith("429:"), proxied
     assert rows["floor: gunicorn, empty answer"]["answers"].startswith("429:")
     assert "cleanup: deleted" in stderr
 

@@ -7,6 +7,10 @@ of those entries was written by the client and may be forged. So: when the
 peer is a trusted proxy, walk the header from the right, past the trusted
 networks, and take the first address outside them. With no trusted networks
 (the default) the TCP peer is the client, and the header is ignored.
+
+A connection can be judged before a byte of it is read only when its peer is
+the client: ``client_at_connect`` says who that is, or that only the request's
+header will tell (the peer is a trusted proxy).
 """
 
 from __future__ import annotations
@@ -38,3 +42,11 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
         if not _trusted(hop, trusted):
             break
     return address[:64]
+
+
+def client_at_connect(peer: str, trusted: Sequence[Network]) -> str | None:
+    """The client of a connection from ``peer``, or ``None`` when the peer is a
+    trusted proxy (the client is then in each request's X-Forwarded-For)."""
+    if trusted and _trusted(peer, trusted):
+        return None
+    return peer[:64]

@@ -8,6 +8,12 @@ from a throttled address straight from the WSGI environ: one dictionary
 lookup, three counters, a few bytes. Everything else goes on to the app,
 which keeps its own check (the first request of a process builds the
 ``Ingest`` that owns the limiter, and that one passes through).
+
+Gunicorn has still read and parsed each request this gate answers. A direct
+client therefore meets it once per connection (the worker closes the
+connection after the answer) and is refused at accept afterwards
+(``connection_gate``); a client behind trusted proxies meets it on every
+request, since only the request's X-Forwarded-For names it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.ingest.auth_throttle import FailureLimiter
-from functions.ingest.client_address import client_address
+from functions.ingest.client_address import client_address, client_at_connect
 
 
 class Clock:
@@ -78,3 +78,20 @@ def test_an_untrusted_peer_is_the_client_whatever_it_forwards() -> None:
     assert client_address("203.0.113.5", "198.51.100.1", TRUSTED) == "203.0.113.5"
     assert client_address(None, None, TRUSTED) == "unknown"
     assert client_address("127.0.0.1", "10.0.0.1, 10.0.0.2", TRUSTED) == "10.0.0.1"
+
+
+@given(
+    peer=st.one_of(ADDRESSES, st.sampled_from(["127.0.0.1", "10.9.8.7"])),
+    header=st.one_of(st.none(), st.text(max_size=100)),
+    trusted=st.sampled_from([[], TRUSTED]),
+)
+def test_a_connection_is_judged_at_accept_only_when_its_peer_is_the_client(
+    peer: str, header: str | None, trusted: list[ipaddress.IPv4Network]
+) -> None:
+    """At accept there is no header yet: a connection is judged by its peer only
+    where every request on it would be counted under that same peer."""
+    judged = client_at_connect(peer, trusted)
+    if judged is None:
+        assert any(ipaddress.ip_address(peer) in net for net in trusted)  # a proxy of ours
+    else:
+        assert judged == client_address(peer, header, trusted)
