@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.broker.partitions import MAX_PARTITIONS
 from shared.db.tls import MODES as TLS_MODES
 from shared.errors import ConfigError
 
@@ -44,6 +45,13 @@ class Settings(BaseModel):
         default="mutt",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="prefix of every Redis key (streams are <namespace>:{p}:events ...)",
+    )
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARTITIONS,
+        description="stream partitions, to spread the pipeline over a Redis Cluster's primaries;"
+        " the same in every process (docs/operations.md#stream-partitions)",
     )
     data_dir: Path = Field(default=Path(".mutt"), description="embedded servers' data and sinks")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
