@@ -13,6 +13,7 @@ import threading
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.cluster import RedisCluster
 from redis.credentials import CredentialProvider
 
 from shared.errors import UnreachableError
@@ -70,6 +71,11 @@ def connect_redis(
     if check:
         ping(client, url)
     return client
+
+
+def is_cluster(client: object) -> bool:
+    """Is ``client`` a Redis Cluster client (every key of one command in one slot)?"""
+    return isinstance(client, RedisCluster)
 
 
 def ping(client: redis.Redis, url: str) -> None:
