@@ -53,13 +53,13 @@ def test_dlq_commands_see_every_partition_and_replay_within_it(
     listed = [orjson.loads(x) for x in cli("dlq", "list", "--json").out.splitlines()]
     assert [(d["id"], d["partition"]) for d in listed] == [
         ("2000-0@2", 2),
-        ("1000-0", 0),
+        ("1000-0@0", 0),
         ("1000-0@2", 2),
     ]
     assert "dead letters: alert 3" in cli("dlq", "list", "--stage", "alert").out
 
     both = cli("dlq", "show", "1000-0").out
-    assert "id:         1000-0\n" in both and "id:         1000-0@2\n" in both
+    assert "id:         1000-0@0\n" in both and "id:         1000-0@2\n" in both
     assert "1000-0@2" not in cli("dlq", "show", "1000-0@0").out
     unknown = cli("dlq", "show", "1000-0@7")
     assert unknown.code != 0 and "no partition 7" in unknown.err

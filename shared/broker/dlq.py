@@ -17,9 +17,9 @@ only implementation: ``mutt dlq``, the janitor's ``replay`` task and the
 operator API all use it.
 
 With stream partitions each partition has its own DLQs, next to its input
-streams (a replay moves an entry within one hash tag). An entry of
-partition k > 0 is named ``<id>@<k>`` (its ``ref``); a bare id is looked up
-in every partition.
+streams (a replay moves an entry within one hash tag). Ids are per stream,
+so with several partitions an entry is named ``<id>@<k>`` (its ``ref``); a
+bare id is looked up in every partition.
 """
 
 from __future__ import annotations
@@ -83,11 +83,12 @@ class DeadLetter:
     id: str
     fields: dict[bytes, bytes]
     partition: int = 0
+    partitions: int = 1
 
     @property
     def ref(self) -> str:
-        """The id people use: ``<id>`` in partition 0, ``<id>@<k>`` in partition k."""
-        return self.id if self.partition == 0 else f"{self.id}@{self.partition}"
+        """The id people use: ``<id>``, or ``<id>@<k>`` when there are several partitions."""
+        return self.id if self.partitions == 1 else f"{self.id}@{self.partition}"
 
     def get(self, name: str) -> str:
         return _text(self.fields.get(name.encode(), b""))
@@ -166,7 +167,7 @@ def _iter_one(r: redis.Redis, keys: Keys, stage: str, newest_first: bool) -> Ite
         else:
             page = r.xrange(stream, f"({cursor}" if cursor else "-", "+", count=PAGE)
         for entry_id, fields in page:
-            yield DeadLetter(stage, _text(entry_id), fields, keys.index)
+            yield DeadLetter(stage, _text(entry_id), fields, keys.index, keys.partitions)
         if len(page) < PAGE:
             return
         cursor = _text(page[-1][0])
@@ -191,7 +192,10 @@ def find(r: redis.Redis, keys: Keys, stages: Sequence[str], ref: str) -> list[De
     for stage in stages:
         for part in parts:
             rows: Any = r.xrange(part.dlq(stage), entry_id, entry_id)
-            found += [DeadLetter(stage, _text(eid), fields, part.index) for eid, fields in rows]
+            found += [
+                DeadLetter(stage, _text(eid), fields, part.index, part.partitions)
+                for eid, fields in rows
+            ]
     return found
 
 
@@ -218,7 +222,7 @@ class Selection:
         for entry_id in self.ids:
             got = find(r, keys, self.stages, entry_id)
             if len(got) > 1:
-                places = [e.stage if keys.partitions == 1 else f"{e.stage} {e.ref}" for e in got]
+                places = [e.stage if e.partitions == 1 else f"{e.stage} {e.ref}" for e in got]
                 raise AmbiguousEntry(entry_id, places)
             if not got:
                 absent.append(entry_id)
