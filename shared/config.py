@@ -28,7 +28,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str | None = Field(
-        default=None, description="redis://, rediss:// or unix:// URL; unset = embedded (mutt run)"
+        default=None,
+        description="redis://, rediss:// or unix:// URL, or redis+cluster://host:port"
+        " (rediss+cluster:// with TLS) naming any node of a Redis Cluster;"
+        " unset = embedded (mutt run)",
     )
     database_url: str | None = Field(
         default=None,
@@ -168,8 +171,11 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(
+                "must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
+            )
         return value
 
     @field_validator("database_url")
