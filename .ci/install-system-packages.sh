@@ -45,3 +45,6 @@ install_if_missing /usr/sbin/rsyslogd rsyslog rsyslog.service
 install_if_missing /usr/sbin/snmptrapd snmptrapd snmptrapd.service
 install_if_missing /usr/bin/snmptrap snmp
 install_if_missing /usr/bin/wrk wrk
+# Redis 7 for the Redis Cluster tests (tests/shared/cluster.py starts six nodes
+# and joins them with redis-cli --cluster create).
+install_if_missing /usr/bin/redis-server redis-server redis-server.service
