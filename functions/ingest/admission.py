@@ -15,6 +15,11 @@ the limiter's slot), then each partition's events are admitted by one
 round trip. A 2xx still means every event is in its stream; a failure
 after some partitions were written answers 503, and the client's retry
 finds those events' dedup marks (duplicates, not published twice).
+
+``ingest_wait_replicas`` > 0 (a dynamic setting) acknowledges a request only
+once that many replicas confirmed its writes (``shared/replication.py``):
+a failover can then not lose an acknowledged event, at the price of a
+replication round trip per request.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import redis
 from shared.broker.keys import GROUP_ALERT, Keys
 from shared.dynconfig import DynamicConfig
 from shared.envelope import encode_new
-from shared.lua import Call, LuaScript, run_all
+from shared.lua import Call, LuaScript
 from shared.models import TYPE_ACCEPTED, Event, utcnow
+from shared.replication import run_replicated
 from shared.tracing import current_extensions, span
 
 ADMIT = LuaScript.from_files("shared/sliding_window.lua", "functions/ingest/admit.lua")
@@ -121,10 +127,14 @@ class Admitter:
         window_ms = self.dyn.get("ingest_rate_window_ms")
         ttl = self.dyn.get("dedup_window_seconds")
         if self.keys.partitions == 1:
-            reply = ADMIT.run(
-                self.r,
-                [self.keys.events, *map(self.keys.dedup, ids), self.keys.ingest_rate_limit],
-                [limit, window_ms, ttl, *bodies],
+            (reply,) = self._run(
+                [
+                    Call(
+                        ADMIT,
+                        [self.keys.events, *map(self.keys.dedup, ids), self.keys.ingest_rate_limit],
+                        [limit, window_ms, ttl, *bodies],
+                    )
+                ]
             )
             if int(reply[0]) == 1:
                 return Admission(True, retry_after_ms=int(reply[1]))
@@ -132,6 +142,11 @@ class Admitter:
                 False, published=int(reply[1]), duplicates=tuple(bool(int(x)) for x in reply[2:])
             )
         return self._admit_partitioned(events, ids, bodies, limit, window_ms, ttl)
+
+    def _run(self, calls: list[Call]) -> list[Any]:
+        """The admission scripts, confirmed by ``ingest_wait_replicas`` replicas if set."""
+        replicas = self.dyn.get("ingest_wait_replicas")
+        return run_replicated(self.r, calls, replicas, self.dyn.get("ingest_wait_timeout_ms"))
 
     def _admit_partitioned(
         self,
@@ -159,7 +174,7 @@ class Admitter:
             calls.append(Call(ADMIT, [part.events, *(part.dedup(ids[n]) for n in members)], args))
         duplicates = [False] * len(events)
         published = 0
-        for members, reply in zip(placed.values(), run_all(self.r, calls), strict=True):
+        for members, reply in zip(placed.values(), self._run(calls), strict=True):
             published += int(reply[1])
             for n, flag in zip(members, reply[2:], strict=True):
                 duplicates[n] = bool(int(flag))

@@ -3,6 +3,8 @@ whole or refused whole, deduplicated, with the backlog of all partitions counted
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 import redis
@@ -111,3 +113,22 @@ def test_the_backlog_counts_every_partition(r: redis.Redis, pkeys: Keys) -> None
         streams.publish(r, part.events, [{FIELD: b"{}"}] * 600)
     adm = Admitter(r, pkeys, dyn)
     assert adm.overloaded() == 1200
+
+
+def test_without_the_replicas_asked_for_ingest_answers_503(
+    r: redis.Redis, settings: Settings
+) -> None:
+    """The suite's Redis has no replica: waiting for one refuses, never acknowledges."""
+    settings = settings.model_copy(update={"ingest_cloudevents_batch": True})
+    dyn = DynamicConfig(r, Keys(settings.namespace).config)
+    dyn.set("ingest_wait_replicas", "1")
+    dyn.set("ingest_wait_timeout_ms", "20")
+    client = make_client(settings)
+    try:
+        assert post(client, [{"id": "w-1", "hostname": "rtr-1", "message": "m"}]) == 503
+        dyn.set("ingest_wait_replicas", "0")
+        time.sleep(1.1)  # the instance re-reads dynamic settings within a second
+        assert post(client, [{"id": "w-2", "hostname": "rtr-1", "message": "m"}]) == 202
+    finally:
+        set_context(None)
+        ingest_app._ingest = None

@@ -29,6 +29,7 @@ from shared.errors import ConfigError, UnreachableError
 from shared.lua import run_all
 from shared.metrics import StreamCollector
 from shared.redis_client import connect_redis, is_cluster
+from shared.replication import NotReplicated
 from tests.cli_support import in_process
 from tests.factories import accepted_event, event
 from tests.helpers import free_port
@@ -192,3 +193,26 @@ def test_status_and_metrics_read_every_partition(
 def test_run_all_answers_in_order_across_nodes(cr: redis.Redis, ckeys: Keys) -> None:
     calls = [Promoter(cr, part.alerts).call() for part in reversed(ckeys.all_partitions())]
     assert run_all(cr, calls) == [[0, 0]] * 6
+
+
+def test_ingest_waits_for_a_replica_when_asked(
+    cr: redis.Redis, ckeys: Keys, redis_cluster: Cluster
+) -> None:
+    """``ingest_wait_replicas`` 1: once admitted, the events are on the partitions' replicas;
+    asking for more replicas than exist refuses the request instead of acknowledging it."""
+    dyn = DynamicConfig(cr, ckeys.config)
+    dyn.set("ingest_wait_replicas", "1")
+    adm = Admitter(cr, ckeys, dyn)
+    assert adm.admit([event(n, hostname=f"host-{n}") for n in range(30)]).published == 30
+    on_replicas = 0
+    for part in ckeys.all_partitions():
+        replica = redis_cluster.replica_of(primary_of(redis_cluster, part.events))
+        with replica.client() as c:
+            c.execute_command("READONLY")
+            on_replicas += int(c.xlen(part.events))
+    assert on_replicas == 30
+
+    dyn.set("ingest_wait_replicas", "2")  # each primary has one replica
+    dyn.set("ingest_wait_timeout_ms", "50")
+    with pytest.raises(NotReplicated, match="1 of 2 replicas"):
+        Admitter(cr, ckeys, dyn).admit([event(100, hostname="host-100")])
