@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -139,7 +140,8 @@ class Cluster:
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
     def wait_healthy(self, timeout: float = 60.0) -> float:
-        """Until every live node says the cluster is ok and knows three primaries; seconds."""
+        """Until every live node says the cluster is ok and knows three primaries, and every
+        live replica is in sync with its primary; the seconds it took."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if all(self._healthy(n) for n in self.live()):
@@ -152,9 +154,10 @@ class Cluster:
             with node.client() as c:
                 info = c.execute_command("CLUSTER", "INFO")
                 text = info.decode() if isinstance(info, bytes) else str(info)
-                if "cluster_state:ok" not in text:
+                if "cluster_state:ok" not in text or len(self.primaries(c)) != 3:
                     return False
-                return len(self.primaries(c)) == 3
+                role: Any = c.info("replication")
+                return role["role"] == "master" or role.get("master_link_status") == "up"
         except redis.RedisError:
             return False
 
@@ -180,6 +183,23 @@ class Cluster:
 
     def node(self, port: int) -> Node:
         return next(n for n in self.nodes if n.port == port)
+
+    def replica_of(self, port: int) -> Node:
+        """The replica of the primary on ``port``."""
+        with self.node(port).client() as c:
+            info: Any = c.info("replication")
+        return self.node(int(info["slave0"]["port"]))
+
+    def wait_promoted(self, dead: int, timeout: float = 60.0) -> float:
+        """Until a replica took over the slots of the primary on ``dead``; the seconds."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(redis.RedisError):
+                if dead not in self.primaries():
+                    self.wait_healthy(timeout)
+                    return time.monotonic() - started
+            time.sleep(0.05)
+        raise RuntimeError(f"no replica took over from {dead}")
 
     def stop(self) -> None:
         for node in self.nodes:
