@@ -235,3 +235,24 @@ def test_runner_on_the_embedded_default(tmp_path: Path) -> None:
     assert int(table[0]["rows in table"].replace(",", "")) > 0
     assert "stopping the embedded servers" in stderr
     assert not list(tmp_path.glob("mutt-bench-*"))  # the scratch directory is gone
+
+
+def test_e2e_bench_compares_partitions_on_one_redis_and_a_cluster(
+    servers: tuple[str, str], redis_cluster: object
+) -> None:
+    """``--partitions 2 --cluster``: one row per configuration and request kind, nothing lost.
+
+    (``redis_cluster`` only makes the test skip where the cluster cannot run.)
+    """
+    needs_wrk()
+    tables, stderr = run_bench(servers, "e2e_bench", "--partitions", "2", "--cluster", "--quick")
+    rows = only_table(tables, "end to end throughput by stream partitions")
+    assert [(r["redis"], r["partitions"], r["request"]) for r in rows] == [
+        ("one Redis", "2", "single"),
+        ("one Redis", "2", "legacy100"),
+        ("cluster (3 primaries)", "2", "single"),
+        ("cluster (3 primaries)", "2", "legacy100"),
+    ]
+    assert {r["lost"] for r in rows} == {"0"} and {r["dup"] for r in rows} == {"0"}
+    assert all(len(r["each primary µs/ev"].split(" / ")) == 3 for r in rows[2:])
+    assert_cleaned_up(servers, stderr)
