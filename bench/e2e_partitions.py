@@ -8,9 +8,23 @@ configuration, each in a fresh namespace and schema: every ``--partitions``
 count on the Redis of ``MUTT_REDIS_URL`` (default the local one), then, with
 ``--cluster``, every count on a Redis Cluster of three primaries with a
 replica each that the benchmark starts on free ports (Debian's
-``redis-server``, as ``tests/shared/cluster.py`` does for the tests). Only
-the end-to-end throughput runs are made (no ingest-only baseline, no
-latency runs): the question is what partitions change.
+``redis-server``, as ``tests/shared/cluster.py`` does for the tests). No
+ingest-only baseline and no latency runs: the question is what partitions
+change. Three runs per configuration:
+
+- ``drain``: ``--batches`` legacy requests of 100 events are queued with no
+  worker running, then the workers start and drain them. The streams hold
+  a backlog, so every read takes a full batch: the Redis CPU per event of a
+  saturated pipeline, which is when partitions matter (ingest's own Redis
+  work is not in it);
+- ``single`` and ``legacy100``: as in ``e2e_bench``, end to end while wrk
+  sends. On a small machine the Python processes are the bottleneck there,
+  the streams stay short and batches small, so the Redis CPU per event is
+  that of a pipeline far from Redis' limit.
+
+With ``--cluster`` the largest count runs once more on the cluster with
+``ingest_wait_replicas`` 1 (ingest waits for a replica to confirm each
+request's writes): what that durability costs.
 
 Besides events/s and the loss count, the table gives the Redis server CPU
 per event: on one Redis, the server's; on the cluster, the sum over the
@@ -46,6 +60,7 @@ from bench.common import (
     scratch_dir,
     server_urls,
     tree_cpu_seconds,
+    wait_until,
 )
 from bench.data import Generator, ce_pool_lines, legacy_pool_lines
 from shared.broker.keys import Keys
@@ -122,7 +137,12 @@ class Result:
 
 
 def run_config(
-    args: argparse.Namespace, servers: Servers, partitions: int, ns: str, gen_seed: int
+    args: argparse.Namespace,
+    servers: Servers,
+    partitions: int,
+    ns: str,
+    gen_seed: int,
+    wait_replicas: int = 0,
 ) -> Result:
     """One configuration: fresh schema and processes, the two end-to-end throughput runs."""
     _, database_url = server_urls()
@@ -141,6 +161,7 @@ def run_config(
             ("ingest_rate_limit", 100_000_000),
             ("forward_rate_limit", 0),
             ("unhandled_threshold", 10_000_000),
+            ("ingest_wait_replicas", wait_replicas),
         ):
             dyn.set(name, str(value))
         ruleset, pool = e2e.load_rules(pipe, gen, args.rules)
@@ -162,11 +183,33 @@ def run_config(
             args.batches,
             e2e.expected_batches(e2e.legacy_matches(ruleset, pool), args.batches),
         )
+        drain = e2e.Phase(
+            "drain",
+            f"d{run_id}",
+            args.batches * e2e.BATCH,
+            args.batches,
+            e2e.expected_batches(e2e.legacy_matches(ruleset, pool), args.batches),
+        )
         pipe.start_ingest(int(workers), int(threads))
-        pipe.start_workers(args.alert_workers)
-        e2e.run_wrk_until(pipe, "ce", f"w{run_id}-", ce_pool, 200, 200, e2e=True)  # warm up
         pg = connect_pg(database_url, schema)
         try:
+            log(f"drain: {drain.events:,} events queued, then the workers start ...")
+            e2e.run_wrk_until(
+                pipe,
+                "legacy",
+                drain.prefix + "e-",
+                legacy_pool,
+                drain.requests,
+                drain.events,
+                False,
+            )
+            pipe.start_workers(args.alert_workers)
+            before = pipe.cpu()
+            drain.seconds = wait_until(pipe.drained, 600, 0.02, "the backlog drained")
+            drain.cpu = e2e.cpu_delta(before, pipe.cpu())
+            log(f"  {drain.rate:,.0f} events/s ({drain.seconds:.2f}s)")
+            e2e.settle(pipe, drain, pg)
+            e2e.run_wrk_until(pipe, "ce", f"w{run_id}-", ce_pool, 200, 200, e2e=True)  # warm up
             for phase, mode, file in ((single, "ce", ce_pool), (batches, "legacy", legacy_pool)):
                 before = pipe.cpu()
                 phase.seconds, phase.wrk = e2e.throughput(pipe, phase, mode, file, e2e=True)
@@ -175,7 +218,8 @@ def run_config(
         finally:
             pg.close()
             pipe.r.close()
-    return Result(servers.label, partitions, [single, batches])
+    label = servers.label + (f", WAIT {wait_replicas}" if wait_replicas else "")
+    return Result(label, partitions, [drain, single, batches])
 
 
 @contextlib.contextmanager
@@ -209,10 +253,10 @@ def run(args: argparse.Namespace) -> list[Result]:
             results.append(run_config(args, one, n, ns, args.seed))
     if args.cluster:
         with three_primaries() as cluster:
-            for n in counts:
-                log(f"== {n} partition(s) on {cluster.label} ({cluster.url})")
+            for n, wait in [*((n, 0) for n in counts), (max(counts), 1)]:
+                log(f"== {n} partition(s) on {cluster.label} ({cluster.url}), WAIT {wait}")
                 ns = f"bench-e2ep{n}-{uuid.uuid4().hex[:6]}"
-                results.append(run_config(args, cluster, n, ns, args.seed))
+                results.append(run_config(args, cluster, n, ns, args.seed, wait))
     return results
 
 
@@ -253,7 +297,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             )
     print_table(
         "end to end throughput by stream partitions (HTTP ingest -> alert -> forward -> file"
-        " sink, + audit); Redis CPU in µs per event",
+        " sink, + audit; drain: a queued backlog, workers only); Redis CPU in µs per event",
         [
             "redis",
             "partitions",
