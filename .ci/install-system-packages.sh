@@ -50,6 +50,7 @@ install_if_missing /usr/bin/wrk wrk
 # The admin console's browser test (tests/admin/test_browser.py): Debian's
 # chromium driven by playwright (a browser is never downloaded).
 install_if_missing /usr/bin/chromium chromium
+# Redis 7 also makes the Redis Cluster of the cluster tests (tests/support/cluster.py).
 # TCP servers the tests start themselves (tests/support/servers.py), for what the
 # embedded default's owner-only Unix sockets cannot give: another UID
 # (tests/deploy/test_image_runtime.py), sslmode (tests/shared/db/test_tls.py) and TLS

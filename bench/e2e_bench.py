@@ -1,6 +1,7 @@
 """End to end: HTTP ingest -> alert -> forward (file sink) + audit, as processes, 1,000 rules.
 
-Run: ``python -m bench.e2e_bench [--events 5000] [--batches 200] [--rate 1000] [--quick]``.
+Run: ``python -m bench.e2e_bench [--events 5000] [--batches 200] [--rate 1000] [--quick]``;
+``--partitions 1,2,4 [--cluster]`` compares stream partitions instead (``bench/e2e_partitions.py``).
 
 The pipeline is the real one: ``mutt serve ingest`` (``--ingest WORKERSxTHREADS``,
 default 1x4 as ``mutt run``), ``mutt worker alert``, ``mutt worker forward``
@@ -645,6 +646,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         " (bench.knative_bench)",
     )
     knative_bench.add_arguments(parser)
+    parser.add_argument(
+        "--partitions",
+        default="1",
+        help="stream partitions, one count or a list (1,2,4): only the end-to-end throughput"
+        " runs, once per count, side by side (bench/e2e_partitions.py)",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="with --partitions: each count on a three-primary Redis Cluster too",
+    )
     args = parser.parse_args(argv)
     if args.mode == "knative":
         return knative_bench.main_from(args)
@@ -655,6 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rate = min(args.rate, 500.0)
     if not args.latency:
         args.latency = f"{args.rate:g}x10,{args.rate / 4:g}x1"
+    if args.partitions != "1" or args.cluster:
+        from bench import e2e_partitions
+
+        return e2e_partitions.main(args)
     phases, fixed = run(args)
     report(phases, fixed, args)
     return 1 if any(p.lost for p in [*phases, *fixed]) else 0

@@ -66,6 +66,30 @@ def _after(r: Any, stream: str, start: str) -> list[dict[str, Any]]:
     return [decode(f[FIELD]).data for _, f in r.xrange(stream, min=f"({start}", max="+")]
 
 
+def _marks(r: Any, keys: Keys) -> dict[str, str]:
+    """The last id of every partition's events, alerts, delivered and audit streams now."""
+    streams = [
+        stream
+        for part in keys.all_partitions()
+        for stream in (part.events, part.alerts, part.delivered, part.audit)
+    ]
+    return {
+        stream: (
+            r.xinfo_stream(stream)["last-generated-id"] if r.exists(stream) else b"0-0"
+        ).decode()
+        for stream in streams
+    }
+
+
+def _after_all(r: Any, keys: Keys, marks: dict[str, str], name: str) -> list[dict[str, Any]]:
+    """What every partition's ``name`` stream (``events``, ...) got after ``marks``."""
+    found = []
+    for part in keys.all_partitions():
+        stream = str(getattr(part, name))
+        found += _after(r, stream, marks[stream])
+    return found
+
+
 def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | None) -> int:
     """Drive the demo against a started pipeline; 0 when every alert was delivered."""
     s = pipeline.settings
@@ -78,13 +102,13 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     )
     time.sleep(0.6)  # the alert workers see the new rule version within 0.5 s
     r = connect_redis(pipeline.redis_url)
-    keys = Keys(pipeline.settings.namespace)
+    keys = Keys(s.namespace, partitions=s.partitions)
     stages = consumed(keys)
-    streams = (keys.events, keys.alerts, keys.delivered, keys.audit)
-    marks = {
-        s: (r.xinfo_stream(s)["last-generated-id"] if r.exists(s) else b"0-0").decode()
-        for s in streams
-    }
+    marks = _marks(r, keys)
+
+    def after(name: str) -> list[dict[str, Any]]:
+        return _after_all(r, keys, marks, name)
+
     events = load_events(data_file)
     run_id = uuid.uuid4().hex[:12]
     say(f"demo: sending {len(events)} events to {pipeline.ingest_url}/")
@@ -101,21 +125,11 @@ def run_demo(pipeline: Pipeline, say: Callable[[str], None], data_file: Path | N
     while time.monotonic() < deadline:
         pipeline.check_children()
         settled = all(drained(r, s, g) for s, g in stages)
-        event_ids = {str(d["event_id"]) for d in _after(r, keys.events, marks[keys.events])}
-        records = [
-            d for d in _after(r, keys.audit, marks[keys.audit]) if str(d["event_id"]) in event_ids
-        ]
+        event_ids = {str(d["event_id"]) for d in after("events")}
+        records = [d for d in after("audit") if str(d["event_id"]) in event_ids]
         matched = {str(d["event_id"]) for d in records if d.get("matched_rule_id") is not None}
-        alerts = {
-            str(d["alert_id"])
-            for d in _after(r, keys.alerts, marks[keys.alerts])
-            if str(d["event_id"]) in event_ids
-        }
-        delivered = {
-            str(d["alert_id"])
-            for d in _after(r, keys.delivered, marks[keys.delivered])
-            if str(d["alert_id"]) in alerts
-        }
+        alerts = {str(d["alert_id"]) for d in after("alerts") if str(d["event_id"]) in event_ids}
+        delivered = {str(d["alert_id"]) for d in after("delivered") if str(d["alert_id"]) in alerts}
         if settled and len(event_ids) >= accepted and alerts <= delivered:
             break
         time.sleep(0.2)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.broker.partitions import MAX_PARTITIONS
 from shared.db.tls import MODES as TLS_MODES
 from shared.errors import ConfigError
 
@@ -28,7 +29,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str | None = Field(
-        default=None, description="redis://, rediss:// or unix:// URL; unset = embedded (mutt run)"
+        default=None,
+        description="redis://, rediss:// or unix:// URL, or redis+cluster://host:port"
+        " (rediss+cluster:// with TLS) naming any node of a Redis Cluster;"
+        " unset = embedded (mutt run)",
     )
     database_url: str | None = Field(
         default=None,
@@ -45,6 +49,13 @@ class Settings(BaseModel):
         default="mutt",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="prefix of every Redis key (streams are <namespace>:{p}:events ...)",
+    )
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARTITIONS,
+        description="stream partitions, to spread the pipeline over a Redis Cluster's primaries;"
+        " the same in every process (docs/operations.md#stream-partitions)",
     )
     data_dir: Path = Field(default=Path(".mutt"), description="embedded servers' data and sinks")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -184,8 +195,11 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if value is not None and not value.startswith(schemes):
+            raise ValueError(
+                "must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
+            )
         return value
 
     @field_validator("database_url")

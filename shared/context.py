@@ -37,7 +37,7 @@ class Context:
     def __init__(self, settings: Settings) -> None:
         configure_from_env()
         self.settings = settings
-        self.keys = Keys(settings.namespace)
+        self.keys = Keys(settings.namespace, partitions=settings.partitions)
         self._local = threading.local()
 
     @cached_property

@@ -79,6 +79,17 @@ KNOBS: dict[str, Knob] = {
     "unhandled_max_fingerprints": Knob(
         1_000, _int_range(10, 1_000_000), "distinct fingerprints counted per host and window"
     ),
+    "ingest_wait_replicas": Knob(
+        0,
+        _int_range(0, 5),
+        "replicas that must confirm an event's write before ingest acknowledges it"
+        " (WAIT; 0 = asynchronous replication, the Redis default; docs/reliability.md)",
+    ),
+    "ingest_wait_timeout_ms": Knob(
+        1_000,
+        _int_range(10, 60_000),
+        "how long ingest waits for those replicas before answering 503",
+    ),
     "dedup_window_seconds": Knob(
         3_600, _int_range(0, 7 * 86_400), "how long an event's source+id is remembered (0 = off)"
     ),

@@ -72,8 +72,18 @@ def run_all(r: redis.Redis, calls: Sequence[tuple[LuaScript, Keys, Args]]) -> li
     """The calls in one pipelined round trip; their replies in order.
 
     A call that fails in Redis raises its error (after the NOSCRIPT ones are
-    retried), like a pipeline with ``raise_on_error`` would.
+    retried), like a pipeline with ``raise_on_error`` would. A single call is
+    sent without a pipeline: the same one round trip, without the pipeline's
+    own cost (large with the cluster client, which sorts a pipeline's
+    commands by node).
     """
+    if len(calls) == 1:
+        script, keys, args = calls[0]
+        try:
+            return [r.evalsha(script.sha, len(keys), *keys, *args)]
+        except redis.exceptions.NoScriptError:
+            r.script_load(script.source)
+            return [r.evalsha(script.sha, len(keys), *keys, *args)]
     pipe = r.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)

@@ -193,18 +193,26 @@ class StreamCollector(Collector):
         )
         dlq = GaugeMetricFamily("mutt_dlq_depth", "dead letters per stage", labels=["stage"])
         k = self._keys
+        # One sample per stream name: the partitions of a stream are summed (the
+        # oldest pending age is the oldest of any), so dashboards see one pipeline.
+        sums: dict[tuple[str, ...], float] = {}
+
+        def add(family: str, labels: tuple[str, ...], value: float, oldest: bool = False) -> None:
+            seen = sums.get((family, *labels), 0.0)
+            sums[(family, *labels)] = max(seen, value) if oldest else seen + value
+
         try:
             now_ms = time.time() * 1000
             for stream, group in consumed(k):
                 name = stream.rsplit(":", 1)[-1]
-                length.add_metric([name], float(self._r.xlen(stream)))
-                parked.add_metric([name], float(self._r.zcard(schedule_keys(stream)[0])))
+                add("length", (name,), float(self._r.xlen(stream)))
+                add("parked", (name,), float(self._r.zcard(schedule_keys(stream)[0])))
                 info = self._group(stream, group)
                 if info is None:
                     continue
-                pending.add_metric([name, group], float(info["pending"]))
+                add("pending", (name, group), float(info["pending"]))
                 if info.get("lag") is not None:
-                    lag.add_metric([name, group], float(info["lag"]))
+                    add("lag", (name, group), float(info["lag"]))
                 first: Any = self._r.xpending(stream, group)
                 age = 0.0
                 if first["pending"]:
@@ -214,11 +222,22 @@ class StreamCollector(Collector):
                         else str(first["min"])
                     )
                     age = max(0.0, (now_ms - int(low.split("-")[0])) / 1000)
-                oldest.add_metric([name, group], age)
+                add("oldest", (name, group), age, oldest=True)
             for stage in CONSUMING_STAGES:
-                dlq.add_metric([stage], float(self._r.xlen(k.dlq(stage))))
+                for part in k.all_partitions():
+                    add("dlq", (stage,), float(self._r.xlen(part.dlq(stage))))
         except redis.RedisError:
             return []
+        families = {
+            "length": length,
+            "pending": pending,
+            "lag": lag,
+            "oldest": oldest,
+            "parked": parked,
+            "dlq": dlq,
+        }
+        for (family, *labels), value in sums.items():
+            families[family].add_metric(labels, value)
         return [length, pending, lag, oldest, parked, dlq]
 
     def _group(self, stream: str, group: str) -> dict[str, Any] | None:

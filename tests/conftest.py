@@ -29,6 +29,7 @@ from shared.broker.keys import Keys
 from shared.config import Settings, load_settings
 from shared.context import Context
 from shared.db.connection import connect_pg
+from tests.support import cluster
 from tests.support.servers import is_tcp_database, is_tcp_redis, postgres_server, redis_server
 from tests.support.vendor import VendorServer
 
@@ -191,6 +192,36 @@ def demo_rules(settings: Settings, pg: pg8000.native.Connection, r: redis.Redis)
     insert_catalog(pg, r, settings.namespace, parse_catalog(yaml.safe_load(raw)))
     yield
     pg.run("DELETE FROM alert_rules; DELETE FROM development_hosts; DELETE FROM device_teams")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[cluster.Cluster]:
+    """A real Redis Cluster (three primaries, a replica each) for the whole session.
+
+    Skipped only where Debian's redis-server package is missing; ``.ci/run``
+    installs it, so there these tests always run.
+    """
+    if not cluster.available():
+        pytest.skip(f"needs {cluster.SERVER} and {cluster.CLI} (the redis-server package)")
+    started = cluster.Cluster(Path(tempfile.mkdtemp(prefix="mutt-c-"))).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def cluster_settings(settings: Settings, redis_cluster: cluster.Cluster) -> Settings:
+    """This test's settings, on the cluster with six stream partitions."""
+    return settings.model_copy(update={"redis_url": redis_cluster.url, "partitions": 6})
+
+
+@pytest.fixture
+def cr(redis_cluster: cluster.Cluster) -> Iterator[redis.Redis]:
+    """A cluster client, as every MUTT process opens it."""
+    from shared.redis_client import connect_redis
+
+    client = connect_redis(redis_cluster.url)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

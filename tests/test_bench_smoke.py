@@ -344,3 +344,23 @@ def test_coldstart_bench_quick(servers: tuple[str, str]) -> None:
     imports = only_table(tables, "Imports of mutt serve alert")
     assert imports[-1]["package"] == "total"
     assert_cleaned_up(servers, stderr)
+
+
+def test_e2e_bench_compares_partitions_on_one_redis_and_a_cluster(
+    servers: tuple[str, str], redis_cluster: object
+) -> None:
+    """``--partitions 2 --cluster``: one row per configuration and request kind, nothing lost.
+
+    (``redis_cluster`` only makes the test skip where the cluster cannot run.)
+    """
+    needs_wrk()
+    tables, stderr = run_bench(servers, "e2e_bench", "--partitions", "2", "--cluster", "--quick")
+    rows = only_table(tables, "end to end throughput by stream partitions")
+    assert [(r["redis"], r["partitions"], r["request"]) for r in rows] == [
+        (redis, "2", request)
+        for redis in ("one Redis", "cluster (3 primaries)", "cluster (3 primaries), WAIT 1")
+        for request in ("drain", "single", "legacy100")
+    ]
+    assert {r["lost"] for r in rows} == {"0"} and {r["dup"] for r in rows} == {"0"}
+    assert all(len(r["each primary µs/ev"].split(" / ")) == 3 for r in rows[3:])
+    assert_cleaned_up(servers, stderr)

@@ -44,6 +44,7 @@ def stream_status(r: redis.Redis, keys: Keys, stream: str, now_ms: int) -> dict[
     first: Any = r.zrange(zset, 0, 0, withscores=True)
     info: dict[str, Any] = {
         "name": keys.relative(stream),
+        "partition": keys.index,
         "key": stream,
         "length": int(r.xlen(stream)),
         "parked": parked,
@@ -140,7 +141,9 @@ def collect(ctx: Context) -> dict[str, Any]:
     """The whole status as one JSON-able document."""
     r, keys = ctx.redis, ctx.keys
     now_ms = _now_ms(r)
-    streams = [stream_status(r, keys, s, now_ms) for s in keys.all_streams()]
+    streams = [
+        stream_status(r, part, s, now_ms) for part in keys.all_partitions() for s in part.streams()
+    ]
     conn = ctx.pg()
     count, active = conn.run("SELECT count(*), count(*) FILTER (WHERE is_active) FROM alert_rules")[
         0
@@ -149,12 +152,9 @@ def collect(ctx: Context) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "namespace": ctx.settings.namespace,
         "schema": ctx.settings.database_schema,
+        "partitions": keys.partitions,
         "streams": streams,
-        "dlq": {
-            s["name"].removeprefix("dlq:"): s["length"]
-            for s in streams
-            if s["name"].startswith("dlq:")
-        },
+        "dlq": dlq_totals(streams),
         "breakers": breaker_status(r, keys, now_ms),
         "rules": {
             "version": int(_text(raw_version)) if raw_version else 0,
@@ -167,6 +167,16 @@ def collect(ctx: Context) -> dict[str, Any]:
     }
     doc["attention"] = attention(doc)
     return doc
+
+
+def dlq_totals(streams: list[dict[str, Any]]) -> dict[str, int]:
+    """Dead letters per stage, all partitions together."""
+    totals: dict[str, int] = {}
+    for s in streams:
+        if s["name"].startswith("dlq:"):
+            stage = s["name"].removeprefix("dlq:")
+            totals[stage] = totals.get(stage, 0) + s["length"]
+    return totals
 
 
 def unhandled_status(ctx: Context, limit: int = 10) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def run(r: redis.Redis, keys: Keys, limit: int = 1000) -> ReplayReport:
         if open_now[sink]:
             report.waiting[sink] = report.waiting.get(sink, 0) + 1
             continue
-        chosen.append(entry.id)
+        chosen.append(entry.ref)
         per_sink[sink] = per_sink.get(sink, 0) + 1
     if chosen:
         done = replay(r, keys, Selection(stages=("forward",), ids=tuple(chosen)))

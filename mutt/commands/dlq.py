@@ -28,6 +28,7 @@ from shared.broker.dlq import (
     DeadLetter,
     DlqInputError,
     Selection,
+    dlq_depth,
     find,
     iter_dlq,
     purge,
@@ -88,7 +89,7 @@ def _selection(args: argparse.Namespace, r: redis.Redis) -> Selection:
 def _table(entries: Sequence[DeadLetter]) -> str:
     rows = [
         (
-            e.id,
+            e.ref,
             e.stage,
             e.get("dlq_failed_at")[:19] + "Z" if e.get("dlq_failed_at") else "-",
             e.get("dlq_deliveries") or "-",
@@ -122,7 +123,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for entry in shown:
             print(json_line(entry.as_json(full=False)))
         return 0
-    sizes = {s: int(r.xlen(keys.dlq(s))) for s in _stages(args)}
+    sizes = {s: dlq_depth(r, keys, s) for s in _stages(args)}
     print(_table(shown))
     print(
         "dead letters: "

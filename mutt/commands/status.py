@@ -40,12 +40,13 @@ def render(doc: dict[str, Any]) -> str:
     for s in doc["streams"]:
         due = s["next_parked_due_seconds"]
         parked = f"{s['parked']}" + (f" (next {format_age(due)})" if s["parked"] else "")
+        name = s["name"] if doc["partitions"] == 1 else f"{s['name']} #{s['partition']}"
         if not s["groups"]:
-            rows.append((s["name"], s["length"], parked, "-", "-", "-", "-", "-"))
+            rows.append((name, s["length"], parked, "-", "-", "-", "-", "-"))
         for g in s["groups"]:
             rows.append(
                 (
-                    s["name"],
+                    name,
                     s["length"],
                     parked,
                     g["name"],
@@ -56,8 +57,9 @@ def render(doc: dict[str, Any]) -> str:
                 )
             )
     headers = ["STREAM", "LENGTH", "PARKED", "GROUP", "CONSUMERS", "PENDING", "LAG", "OLDEST"]
+    parts = f", {doc['partitions']} stream partitions" if doc["partitions"] > 1 else ""
     out = [
-        f"MUTT status: namespace {doc['namespace']}, schema {doc['schema']}",
+        f"MUTT status: namespace {doc['namespace']}, schema {doc['schema']}{parts}",
         "",
         render_table(headers, rows),
         "",

@@ -5,6 +5,17 @@ consumers, or this consumer's own entries due for a retry), calls the handler
 once for the whole batch, and settles the batch in one ``MULTI/EXEC``:
 replies published and entries acknowledged together. ``stop()`` (SIGTERM)
 lets the current batch finish and settle before the loop exits.
+
+With stream partitions (``MUTT_PARTITIONS``) one worker consumes its stage's
+stream in every partition, a batch at a time from one partition, so a
+batch's replies go to that partition's next stream in the same ``MULTI``
+(one hash tag, one slot). Partitions take turns: the one after the last
+served is tried first, so a busy partition cannot starve a quiet one. On one
+Redis a single ``XREADGROUP`` reads (and blocks on) every partition at once;
+on a Redis Cluster the partitions are in different slots, so each is read
+on its own, round-robin, and an idle worker blocks on one partition at a
+time for ``CLUSTER_BLOCK_MS``, which bounds how long an entry arriving in
+another waits. One partition (the default) is read exactly as before.
 """
 
 from __future__ import annotations
@@ -25,13 +36,14 @@ from cloudevents.http import CloudEvent
 from shared.broker import streams
 from shared.broker.heartbeat import Heartbeat, alive_consumers
 from shared.broker.keys import DELIVERED_MAXLEN, Keys
-from shared.broker.schedule import Promoter, now_ms
+from shared.broker.schedule import Promoter, now_ms, promote_all
+from shared.broker.stages import inputs
 from shared.broker.streams import Entry, Settlement
 from shared.config import Settings
 from shared.envelope import FIELD, EnvelopeError, decode, encode
 from shared.handler import Handler, Outcome
 from shared.metrics import STAGE_BATCH_SECONDS, STAGE_EVENTS, STAGE_RECLAIMED
-from shared.redis_client import recover_auth
+from shared.redis_client import is_cluster, recover_auth
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +67,28 @@ class WorkerStats:
 
 
 PROMOTE_INTERVAL = 0.02  # seconds between two looks at the parked entries
+CLUSTER_BLOCK_MS = 50  # an idle worker's wait on one partition of several, on a Cluster
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One stream the worker consumes, with the keys of its partition and its parked entries."""
+
+    stream: str
+    keys: Keys
+    promoter: Promoter
+
+
+Batch = tuple[Partition, list[Entry]]
 
 
 class StreamWorker:
-    """Consumes ``stream`` as ``group`` and feeds ``handler``."""
+    """Consumes ``stream`` as ``group`` and feeds ``handler``.
+
+    ``stream`` is the group's input in ``keys``' partition; when ``keys``
+    counts several partitions, the worker consumes the group's input in
+    every one of them.
+    """
 
     def __init__(
         self,
@@ -83,7 +113,9 @@ class StreamWorker:
         self._on_batch = on_batch
         self._next_recovery = 0.0
         self._last_turn = time.monotonic()
-        self._promoter = Promoter(r, stream)
+        self.partitions = self._partitions(r, keys, stream, group)
+        self._cluster = is_cluster(r)
+        self._cursor = 0
         self._next_promote = 0.0
         self._parked = 0
         self._heartbeat = Heartbeat(
@@ -95,6 +127,22 @@ class StreamWorker:
             settings.heartbeat_ttl_seconds,
         )
 
+    @staticmethod
+    def _partitions(r: redis.Redis, keys: Keys, stream: str, group: str) -> list[Partition]:
+        if keys.partitions == 1:
+            return [Partition(stream, keys, Promoter(r, stream))]
+        found = inputs(keys, group)
+        if found[0][0] != stream:
+            raise ValueError(
+                f"{stream} is not {group}'s input: with {keys.partitions} partitions a worker"
+                f" consumes {found[0][0]} and its partitions"
+            )
+        return [Partition(s, k, Promoter(r, s)) for s, k in found]
+
+    def _ensure_groups(self) -> None:
+        for part in self.partitions:
+            streams.ensure_group(self.r, part.stream, self.group)
+
     def stop(self) -> None:
         """Finish the batch in hand, settle it, then return from ``run``."""
         self._stop.set()
@@ -104,9 +152,12 @@ class StreamWorker:
         return self._stop.is_set()
 
     def run(self) -> None:
-        streams.ensure_group(self.r, self.stream, self.group)
+        self._ensure_groups()
         self._heartbeat.start()
-        log.info("worker %s consuming %s as %s", self.consumer, self.stream, self.group)
+        shown = self.stream + (
+            f" (+{len(self.partitions) - 1} partitions)" if len(self.partitions) > 1 else ""
+        )
+        log.info("worker %s consuming %s as %s", self.consumer, shown, self.group)
         failures = 0
         try:
             while not self._stop.is_set():
@@ -123,7 +174,7 @@ class StreamWorker:
                             "group %s vanished (Redis data lost?); recreating it", self.group
                         )
                         with contextlib.suppress(redis.RedisError):
-                            streams.ensure_group(self.r, self.stream, self.group)
+                            self._ensure_groups()
                         continue
                     failures += 1
                     delay = min(5.0, 0.1 * 2**failures)
@@ -141,23 +192,43 @@ class StreamWorker:
     def run_once(self) -> int:
         """One turn of the loop; returns the number of entries handled."""
         self._last_turn = time.monotonic()
-        entries = self._recover() if time.monotonic() >= self._next_recovery else []
+        batches = self._recover() if time.monotonic() >= self._next_recovery else []
         parked, looked = self._promote()
-        if not entries:
+        if not batches:
             block = None if self._stop.is_set() else self.settings.worker_block_ms
             if (parked or not looked) and block is not None:
                 block = min(block, 50)  # come back soon to promote what falls due
-            entries = streams.read_batch(
-                self.r,
-                self.stream,
-                self.group,
-                self.consumer,
-                self.settings.worker_batch_size,
-                block,
+            batches = self._read(block)
+        for part, entries in batches:
+            self.process(entries, part)
+        return sum(len(entries) for _, entries in batches)
+
+    def _read(self, block: int | None) -> list[Batch]:
+        """New entries: of the one partition, or of the next partitions with any, fairly."""
+        count, parts = self.settings.worker_batch_size, self.partitions
+        if len(parts) == 1:
+            read = streams.read_batch(
+                self.r, parts[0].stream, self.group, self.consumer, count, block
             )
-        if entries:
-            self.process(entries)
-        return len(entries)
+            return [(parts[0], read)] if read else []
+        order = parts[self._cursor :] + parts[: self._cursor]
+        if not self._cluster:  # one call reads (and blocks on) all of them
+            got = streams.read_many(
+                self.r, [p.stream for p in order], self.group, self.consumer, count, block
+            )
+            self._cursor = (self._cursor + 1) % len(parts)
+            return [(p, got[p.stream]) for p in order if p.stream in got]
+        for n, part in enumerate(order):
+            read = streams.read_batch(self.r, part.stream, self.group, self.consumer, count, None)
+            if read:
+                self._cursor = (self._cursor + n + 1) % len(parts)
+                return [(part, read)]
+        self._cursor = (self._cursor + 1) % len(parts)
+        if block is None:
+            return []
+        wait = min(block, CLUSTER_BLOCK_MS)
+        read = streams.read_batch(self.r, order[0].stream, self.group, self.consumer, count, wait)
+        return [(order[0], read)] if read else []
 
     def _promote(self) -> tuple[int, bool]:
         """Promote due parked entries, at most every ``PROMOTE_INTERVAL`` seconds.
@@ -166,35 +237,41 @@ class StreamWorker:
         looked now. Under load a turn takes a few milliseconds; one script
         call per turn was a round trip per batch for every stage. A turn that
         did not look never blocks long (the caller caps its wait at 50 ms), so
-        an entry parked meanwhile is promoted as soon as before.
+        an entry parked meanwhile is promoted as soon as before. Every
+        partition's parked entries are promoted in one pipelined round trip.
         """
         now = time.monotonic()
         if now < self._next_promote:
             return self._parked, False
-        _, self._parked = self._promoter.promote()
+        _, self._parked = promote_all(self.r, [p.promoter for p in self.partitions])
         self._next_promote = now + PROMOTE_INTERVAL
         return self._parked, True
 
-    def _recover(self) -> list[Entry]:
-        """Entries of dead consumers, then our own entries due for a retry."""
+    def _recover(self) -> list[Batch]:
+        """Entries of dead consumers, then our own entries due for a retry, per partition."""
         self._next_recovery = time.monotonic() + min(
             self.settings.retry_delay_seconds, self.settings.claim_min_idle_seconds
         )
         count = self.settings.worker_batch_size
-        entries = self.reclaim_dead(count)
-        if len(entries) < count:
-            idle = int(self.settings.retry_delay_seconds * 1000)
-            own = streams.pending_of(
-                self.r, self.stream, self.group, self.consumer, idle, count - len(entries)
-            )
-            entries += streams.claim(self.r, self.stream, self.group, self.consumer, idle, own)
-        return entries
+        batches: list[Batch] = []
+        for part in self.partitions:
+            entries = self.reclaim_dead(count, part)
+            if len(entries) < count:
+                idle = int(self.settings.retry_delay_seconds * 1000)
+                own = streams.pending_of(
+                    self.r, part.stream, self.group, self.consumer, idle, count - len(entries)
+                )
+                entries += streams.claim(self.r, part.stream, self.group, self.consumer, idle, own)
+            if entries:
+                batches.append((part, entries))
+        return batches
 
-    def reclaim_dead(self, count: int) -> list[Entry]:
+    def reclaim_dead(self, count: int, part: Partition | None = None) -> list[Entry]:
         """Claim entries pending on consumers without a heartbeat, idle long enough."""
+        part = part or self.partitions[0]
         others = [
             c
-            for c in streams.consumers(self.r, self.stream, self.group)
+            for c in streams.consumers(self.r, part.stream, self.group)
             if c["name"] != self.consumer and int(str(c["pending"])) > 0
         ]
         if not others:
@@ -207,31 +284,31 @@ class StreamWorker:
             if name in alive or len(claimed) >= count:
                 continue
             pending = streams.pending_of(
-                self.r, self.stream, self.group, name, idle, count - len(claimed)
+                self.r, part.stream, self.group, name, idle, count - len(claimed)
             )
-            got = streams.claim(self.r, self.stream, self.group, self.consumer, idle, pending)
+            got = streams.claim(self.r, part.stream, self.group, self.consumer, idle, pending)
             if got:
                 log.warning("reclaimed %d entries from dead consumer %s", len(got), name)
             claimed += got
-            self._forget(name)  # once it has nothing pending, a dead consumer is removed
+            self._forget(part.stream, name)  # once it has nothing pending, it is removed
         self.stats.reclaimed += len(claimed)
         if claimed:
             STAGE_RECLAIMED.labels(self.group).inc(len(claimed))
         return claimed
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, stream: str, name: str) -> None:
         """Remove a dead consumer with nothing pending, so XINFO stays short."""
         try:
-            if not streams.pending_of(self.r, self.stream, self.group, name, 0, 1):
-                self.r.xgroup_delconsumer(self.stream, self.group, name)
+            if not streams.pending_of(self.r, stream, self.group, name, 0, 1):
+                self.r.xgroup_delconsumer(stream, self.group, name)
         except redis.ResponseError:
             pass
 
-    def process(self, entries: list[Entry]) -> None:
-        """Decode, handle, settle: the whole batch in one transaction."""
+    def process(self, entries: list[Entry], part: Partition | None = None) -> None:
+        """Decode, handle, settle: the whole batch (of one partition) in one transaction."""
         started = time.perf_counter()
         before = (self.stats.acked, self.stats.dead_lettered, self.stats.retried)
-        self._process(entries)
+        self._process(entries, part or self.partitions[0])
         acked, dead, retried = (
             now - then
             for now, then in zip(
@@ -246,7 +323,7 @@ class StreamWorker:
             if n:
                 STAGE_EVENTS.labels(stage, outcome).inc(n)
 
-    def _process(self, entries: list[Entry]) -> None:
+    def _process(self, entries: list[Entry], part: Partition) -> None:
         plan = Settlement()
         events: list[CloudEvent] = []
         held: list[Entry] = []
@@ -254,7 +331,7 @@ class StreamWorker:
         for entry in entries:
             if entry.total_deliveries > self.settings.max_deliveries:
                 self._dead_letter(
-                    plan, entry, f"delivered {entry.total_deliveries} times without success"
+                    plan, part, entry, f"delivered {entry.total_deliveries} times without success"
                 )
                 continue
             if raw is not None:
@@ -264,19 +341,20 @@ class StreamWorker:
                 events.append(decode(entry.fields.get(FIELD, b"")))
                 held.append(entry)
             except EnvelopeError as exc:
-                self._dead_letter(plan, entry, f"undecodable entry: {exc}")
+                self._dead_letter(plan, part, entry, f"undecodable entry: {exc}")
         outcomes = self._handle(events) if raw is None else self._handle_raw(raw, held)
         for entry, outcome in zip(held, outcomes, strict=True):
             if outcome.status == "ok":
-                self._publish_replies(plan, outcome.replies)
+                self._publish_replies(plan, part.keys, outcome.replies)
                 for event, delay in outcome.later:
                     plan.defer(
-                        self.stream, uuid.uuid4().hex, encode(event), now_ms() + int(delay * 1000)
+                        part.stream, uuid.uuid4().hex, encode(event), now_ms() + int(delay * 1000)
                     )
                     self.stats.deferred += 1
                 for event, why in outcome.dead:
                     self._dead_letter(
                         plan,
+                        part,
                         Entry(entry.id, {FIELD: encode(event)}, entry.deliveries),
                         why,
                         ack=False,
@@ -284,19 +362,20 @@ class StreamWorker:
                 plan.ack(entry.id)
                 self.stats.acked += 1
             elif outcome.status == "reject":
-                self._dead_letter(plan, entry, outcome.reason)
+                self._dead_letter(plan, part, entry, outcome.reason)
             else:
                 self.stats.retried += 1
                 log.warning("entry %s will be retried: %s", entry.id, outcome.reason)
-        streams.settle(self.r, self.stream, self.group, plan)
+        streams.settle(self.r, part.stream, self.group, plan)
         self.stats.batches += 1
         if self._on_batch:
             self._on_batch(self.stats)
 
-    def _publish_replies(self, plan: Settlement, replies: Sequence[CloudEvent]) -> None:
+    def _publish_replies(self, plan: Settlement, keys: Keys, replies: Sequence[CloudEvent]) -> None:
+        """Replies go to the next streams of the input's partition: one slot for the MULTI."""
         for reply in replies:
-            target = self.keys.stream_for(reply["type"])
-            maxlen = DELIVERED_MAXLEN if target == self.keys.delivered else None
+            target = keys.stream_for(reply["type"])
+            maxlen = DELIVERED_MAXLEN if target == keys.delivered else None
             plan.add(target, {FIELD: encode(reply)}, maxlen)
 
     def _handle(self, events: list[CloudEvent]) -> list[Outcome]:
@@ -328,12 +407,12 @@ class StreamWorker:
         return outcomes
 
     def _dead_letter(
-        self, plan: Settlement, entry: Entry, reason: str, *, ack: bool = True
+        self, plan: Settlement, part: Partition, entry: Entry, reason: str, *, ack: bool = True
     ) -> None:
         fields = streams.dead_letter_fields(
-            entry, stage=self.group, origin=self.stream, reason=reason
+            entry, stage=self.group, origin=part.stream, reason=reason
         )
-        plan.add(self.keys.dlq(self.group), fields)
+        plan.add(part.keys.dlq(self.group), fields)
         if ack:
             plan.ack(entry.id)
         self.stats.dead_lettered += 1

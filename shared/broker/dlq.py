@@ -15,10 +15,16 @@ exactly one place) and, unlike ``MULTI``, two replays at once (an operator,
 the janitor, the operator API) cannot both publish it. This module is the
 only implementation: ``mutt dlq``, the janitor's ``replay`` task and the
 operator API all use it.
+
+With stream partitions each partition has its own DLQs, next to its input
+streams (a replay moves an entry within one hash tag). Ids are per stream,
+so with several partitions an entry is named ``<id>@<k>`` (its ``ref``); a
+bare id is looked up in every partition.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +45,9 @@ PAGE = 500
 PROGRESS_EVERY = 1000
 
 _REPLAY = LuaScript.from_files("shared/broker/dlq_replay.lua")
-ENTRY_ID = re.compile(r"^\d+(-\d+)?$")
+# A dead letter's reference: its entry id, and ``@<partition>`` when there are several.
+ENTRY_ID = re.compile(r"^(\d+(?:-\d+)?)(?:@(\d+))?$")
+_ENTRY_REF = ENTRY_ID
 
 
 class DlqInputError(ValueError):
@@ -60,6 +68,11 @@ def stream_id_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def text_of(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -71,6 +84,13 @@ class DeadLetter:
     stage: str
     id: str
     fields: dict[bytes, bytes]
+    partition: int = 0
+    partitions: int = 1
+
+    @property
+    def ref(self) -> str:
+        """The id people use: ``<id>``, or ``<id>@<k>`` when there are several partitions."""
+        return self.id if self.partitions == 1 else f"{self.id}@{self.partition}"
 
     def get(self, name: str) -> str:
         return text_of(self.fields.get(name.encode(), b""))
@@ -107,8 +127,9 @@ class DeadLetter:
     def as_json(self, *, full: bool) -> dict[str, Any]:
         ce = self.cloudevent()
         doc: dict[str, Any] = {
-            "id": self.id,
+            "id": self.ref,
             "stage": self.stage,
+            "partition": self.partition,
             "reason": self.reason,
             "failed_at": self.get("dlq_failed_at"),
             "deliveries": int(d) if (d := self.get("dlq_deliveries")).isdigit() else None,
@@ -126,7 +147,20 @@ class DeadLetter:
 def iter_dlq(
     r: redis.Redis, keys: Keys, stage: str, *, newest_first: bool = False
 ) -> Iterator[DeadLetter]:
-    """Every entry of one stage's DLQ, a page at a time (entries may be deleted meanwhile)."""
+    """Every entry of one stage's DLQs (all partitions, merged in id order), a page at a
+    time (entries may be deleted meanwhile)."""
+    parts = [_iter_one(r, part, stage, newest_first) for part in keys.all_partitions()]
+    if len(parts) == 1:
+        return parts[0]
+    return heapq.merge(*parts, key=lambda e: _id_order(e.id), reverse=newest_first)
+
+
+def dlq_depth(r: redis.Redis, keys: Keys, stage: str) -> int:
+    """Dead letters of ``stage`` in all partitions."""
+    return sum(int(r.xlen(part.dlq(stage))) for part in keys.all_partitions())
+
+
+def _iter_one(r: redis.Redis, keys: Keys, stage: str, newest_first: bool) -> Iterator[DeadLetter]:
     stream = keys.dlq(stage)
     cursor: str | None = None
     while True:
@@ -135,20 +169,35 @@ def iter_dlq(
         else:
             page = r.xrange(stream, f"({cursor}" if cursor else "-", "+", count=PAGE)
         for entry_id, fields in page:
-            yield DeadLetter(stage, text_of(entry_id), fields)
+            yield DeadLetter(stage, text_of(entry_id), fields, keys.index, keys.partitions)
         if len(page) < PAGE:
             return
         cursor = text_of(page[-1][0])
 
 
-def find(r: redis.Redis, keys: Keys, stages: Sequence[str], entry_id: str) -> list[DeadLetter]:
-    """The entries with this id in the given stages' DLQs."""
-    if not ENTRY_ID.match(entry_id):
-        raise DlqInputError(f"{entry_id!r} is not a stream entry id (like 1714567890123-0)")
+def find(r: redis.Redis, keys: Keys, stages: Sequence[str], ref: str) -> list[DeadLetter]:
+    """The entries named ``ref`` (``<id>``, or ``<id>@<partition>``) in the given stages' DLQs."""
+    match = _ENTRY_REF.match(ref)
+    if not match:
+        raise DlqInputError(
+            f"{ref!r} is not a stream entry id (like 1714567890123-0, or 1714567890123-0@2"
+            " in partition 2)"
+        )
+    entry_id, partition = match.group(1), match.group(2)
+    if partition is None:
+        parts = keys.all_partitions()
+    elif int(partition) < keys.partitions:
+        parts = [keys.partition(int(partition))]
+    else:
+        raise DlqInputError(f"{ref!r}: there is no partition {partition} (MUTT_PARTITIONS)")
     found = []
     for stage in stages:
-        rows: Any = r.xrange(keys.dlq(stage), entry_id, entry_id)
-        found += [DeadLetter(stage, text_of(eid), fields) for eid, fields in rows]
+        for part in parts:
+            rows: Any = r.xrange(part.dlq(stage), entry_id, entry_id)
+            found += [
+                DeadLetter(stage, text_of(eid), fields, part.index, part.partitions)
+                for eid, fields in rows
+            ]
     return found
 
 
@@ -175,7 +224,8 @@ class Selection:
         for entry_id in self.ids:
             got = find(r, keys, self.stages, entry_id)
             if len(got) > 1:
-                raise AmbiguousEntry(entry_id, [e.stage for e in got])
+                places = [e.stage if e.partitions == 1 else f"{e.stage} {e.ref}" for e in got]
+                raise AmbiguousEntry(entry_id, places)
             if not got:
                 absent.append(entry_id)
             found += got
@@ -241,10 +291,16 @@ def replay(
 
     def flush() -> None:
         nonlocal done
-        calls: list[tuple[LuaScript, list[str], list[str | bytes]]] = [
-            (_REPLAY, [keys.dlq(entry.stage), input_stream(keys, entry.stage)], [entry.id, body])
-            for entry, body in batch
-        ]
+        calls: list[tuple[LuaScript, list[str], list[str | bytes]]] = []
+        for entry, body in batch:
+            part = keys.partition(entry.partition)
+            calls.append(
+                (
+                    _REPLAY,
+                    [part.dlq(entry.stage), input_stream(part, entry.stage)],
+                    [entry.id, body],
+                )
+            )
         for new_id in run_all(r, calls):
             if new_id:
                 result.replayed += 1
@@ -285,8 +341,9 @@ def purge(
         if selection.older_than_ms is None:  # --all
             return _delete_all(r, keys, selection.stages)
         return sum(
-            int(r.xtrim(keys.dlq(s), minid=str(selection.older_than_ms), approximate=False))
+            int(r.xtrim(part.dlq(s), minid=str(selection.older_than_ms), approximate=False))
             for s in selection.stages
+            for part in keys.all_partitions()
         )
     deleted = 0
     batch: list[DeadLetter] = []
@@ -295,7 +352,7 @@ def purge(
         nonlocal deleted
         pipe = r.pipeline(transaction=False)
         for entry in batch:
-            pipe.xdel(keys.dlq(entry.stage), entry.id)
+            pipe.xdel(keys.partition(entry.partition).dlq(entry.stage), entry.id)
         deleted += sum(int(n) for n in pipe.execute())
         if deleted // PROGRESS_EVERY > (deleted - len(batch)) // PROGRESS_EVERY:
             progress(f"purge: {deleted} entries deleted")
@@ -315,4 +372,8 @@ def purge(
 
 def _delete_all(r: redis.Redis, keys: Keys, stages: Sequence[str]) -> int:
     """Empty whole DLQs, keeping the streams (and any consumer groups) in place."""
-    return sum(int(r.xtrim(keys.dlq(s), maxlen=0, approximate=False)) for s in stages)
+    return sum(
+        int(r.xtrim(part.dlq(s), maxlen=0, approximate=False))
+        for s in stages
+        for part in keys.all_partitions()
+    )

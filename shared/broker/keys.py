@@ -13,12 +13,12 @@ key only ever used alone carries none, and spreads over the cluster.
 
 family (<ns> = the namespace)          type    tag            owner (the only writer)
 -------------------------------------  ------  -------------  ------------------------------------
-<ns>:{p}:events|alerts|audit           stream  {p}            the stage before publishes, the stage
-<ns>:{p}:delivered|dlq:<stage>                                named by the group consumes
+<ns>:{P}:events|alerts|audit           stream  {P}            the stage before publishes, the stage
+<ns>:{P}:delivered|dlq:<stage>                                named by the group consumes
 <stream>:scheduled, <stream>:...:body  zset,   the stream's   shared/broker/ (the settle parks,
                                        hash                   schedule.Promoter promotes)
+<ns>:{P}:dedup:<event id>              string  {P}            functions/ingest/admission.py
 <ns>:{p}:rl:ingest                     hash    {p}            functions/ingest/admission.py
-<ns>:{p}:dedup:<event id>              string  {p}            functions/ingest/admission.py
 <ns>:{p}:breaker:<sink>                hash    {p}            functions/forward/breaker.py
 <ns>:{p}:rl:sink:<sink>                hash    {p}            functions/forward/breaker.py
 <ns>:{p}:delivered:<sink>:<alert id>   string  {p}            functions/forward/breaker.py
@@ -35,17 +35,27 @@ family (<ns> = the namespace)          type    tag            owner (the only wr
 <ns>:hb:<group>:<consumer>             string  none           shared/broker/heartbeat.py
 <ns>:janitor:lock:<task>               string  none           functions/janitor/lock.py
 
+``{P}`` is the tag of a stream partition (``shared/broker/partitions.py``):
+``{p}`` for partition 0, the only one by default, so with ``MUTT_PARTITIONS=1``
+every name is what it always was. ``Keys.partition(k)`` names partition k's
+keys; ``Keys`` itself names partition 0's.
+
 Why each tag (the method of each family says it again):
 
-- ``{p}``, the pipeline: the worker's settle ``MULTI`` publishes replies
-  and dead letters, parks copies in schedules and acknowledges the input
-  stream in one transaction; ``promote.lua`` moves parked copies back into
-  their stream; ingest's ``admit.lua`` takes rate-limit permits, sets dedup
-  marks and appends to the events stream in one script; DLQ replay moves
-  an entry from a DLQ to its input stream in one script. Forward's
-  ``gate.lua``/``finish.lua`` use the breaker, the sink's rate limit and
-  the delivered markers together, but no stream: that family could take a
-  tag of its own (per sink, even) when the pipeline is spread over slots.
+- ``{P}``, a partition of the pipeline: the worker's settle ``MULTI``
+  publishes replies and dead letters, parks copies in schedules and
+  acknowledges the input stream in one transaction, all in the input's
+  partition (an event's alert goes to the alerts stream of the event's
+  partition); ``promote.lua`` moves parked copies back into their stream;
+  ingest's ``admit.lua`` sets dedup marks and appends to the events stream
+  in one script; DLQ replay moves an entry from a DLQ to its input stream
+  in one script.
+- ``{p}`` always, whatever the partition: what all partitions share. The
+  global ingest rate limit (taken by ``admit.lua`` inside the script when
+  there is one partition, by ``permits.lua`` before the per-partition
+  scripts when there are more). Forward's ``gate.lua``/``finish.lua`` use
+  the breaker, the sink's rate limit and the delivered markers together,
+  and a breaker is one per sink for all partitions: one slot, partition 0's.
 - ``{unhandled}``: ``unhandled.lua`` counts a whole batch of hosts and
   updates the window's top list and samples in one call.
 - ``{corr}``: one correlation script per batch touches every state hash
@@ -56,8 +66,9 @@ Why each tag (the method of each family says it again):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from shared.broker.partitions import TAGS, check_count, partition_of
 from shared.models import TYPE_ACCEPTED, TYPE_ALERT, TYPE_AUDIT, TYPE_DELIVERED
 
 
@@ -70,23 +81,62 @@ def schedule_keys(stream: str) -> tuple[str, str]:
     return f"{stream}:scheduled", f"{stream}:scheduled:body"
 
 
+PIPELINE_TAG = TAGS[0]
+
+
 @dataclass(frozen=True)
 class Keys:
-    """Names of streams and side keys under one namespace."""
+    """Names of streams and side keys under one namespace, in one stream partition.
+
+    ``partitions`` is how many there are (``MUTT_PARTITIONS``); ``tag`` is
+    this one's (partition 0's unless made by ``partition``).
+    """
 
     namespace: str = "mutt"
-    tag: str = "p"
+    tag: str = PIPELINE_TAG
+    partitions: int = 1
+
+    def __post_init__(self) -> None:
+        check_count(self.partitions)
+        if self.tag not in TAGS[: self.partitions]:
+            raise ValueError(f"{self.tag!r} is not the tag of one of {self.partitions} partitions")
 
     @property
     def base(self) -> str:
-        """The prefix of every ``{p}`` key: ``<ns>:{p}``."""
+        """The prefix of every key of this partition: ``<ns>:{P}``."""
         return f"{self.namespace}:{{{self.tag}}}"
 
+    @property
+    def shared_base(self) -> str:
+        """The prefix of the ``{p}`` keys every partition shares: ``<ns>:{p}``."""
+        return f"{self.namespace}:{{{PIPELINE_TAG}}}"
+
+    # ------------------------------------------------------------------ partitions
+
+    @property
+    def index(self) -> int:
+        """Which partition these keys name (0 .. partitions-1)."""
+        return TAGS.index(self.tag)
+
+    def partition(self, index: int) -> Keys:
+        """The keys of partition ``index``."""
+        if not 0 <= index < self.partitions:
+            raise ValueError(f"no partition {index}: there are {self.partitions}")
+        return replace(self, tag=TAGS[index])
+
+    def all_partitions(self) -> list[Keys]:
+        """The keys of every partition, in order (one item when there is one)."""
+        return [self.partition(n) for n in range(self.partitions)]
+
+    def partition_for(self, source: str, hostname: str) -> Keys:
+        """The partition of an event (``shared.broker.partitions.partition_of``)."""
+        return self.partition(partition_of(source, hostname, self.partitions))
+
     def relative(self, key: str) -> str:
-        """``key`` without ``<ns>:{p}:`` (a short name for people to read)."""
+        """``key`` without ``<ns>:{P}:`` (a short name for people to read)."""
         return key.removeprefix(f"{self.base}:")
 
-    # ------------------------------------------------------------------ streams, {p}
+    # ------------------------------------------------------------------ streams, {P}
 
     @property
     def events(self) -> str:
@@ -112,20 +162,22 @@ class Keys:
         """Dead letters of a stage (``alert``, ``forward``, ...)."""
         return f"{self.base}:dlq:{stage}"
 
-    # ------------------------------------------------------------ ingest admission, {p}
+    # ------------------------------------------------------------ ingest admission
 
     @property
     def ingest_rate_limit(self) -> str:
         """The global ingest rate limit's window counters (``shared/sliding_window.lua``).
 
-        ``{p}``: ``admit.lua`` takes permits and appends to ``events`` in one script.
+        ``{p}`` in every partition: one limit for all. With one partition
+        ``admit.lua`` takes permits and appends to ``events`` in one script.
         """
-        return f"{self.base}:rl:ingest"
+        return f"{self.shared_base}:rl:ingest"
 
     def dedup(self, event_id: str) -> str:
         """Set while an event's source+id counts as seen (``dedup_window_seconds``).
 
-        ``{p}``: ``admit.lua`` sets it and appends to ``events`` in one script.
+        ``{P}``: ``admit.lua`` sets it and appends to the partition's ``events``
+        in one script.
         """
         return f"{self.base}:dedup:{event_id}"
 
@@ -134,10 +186,11 @@ class Keys:
     def breaker(self, sink: str) -> str:
         """The circuit breaker of one sink (hash: state, failures, opened_at, probe_until).
 
-        ``{p}``, like the sink's rate limit and markers: ``gate.lua`` and
-        ``finish.lua`` use the three together.
+        ``{p}`` in every partition, like the sink's rate limit and markers:
+        ``gate.lua`` and ``finish.lua`` use the three together, and one sink
+        has one breaker whichever partition its alerts come from.
         """
-        return f"{self.base}:breaker:{sink}"
+        return f"{self.shared_base}:breaker:{sink}"
 
     def breaker_pattern(self) -> str:
         """A ``SCAN`` pattern matching every sink's breaker."""
@@ -149,11 +202,11 @@ class Keys:
 
     def sink_rate_limit(self, sink: str) -> str:
         """The window counters of one sink's rate limit (``shared/sliding_window.lua``)."""
-        return f"{self.base}:rl:sink:{sink}"
+        return f"{self.shared_base}:rl:sink:{sink}"
 
     def delivered_marker(self, sink: str, alert_id: str) -> str:
         """Set once ``sink`` accepted the alert, so a redelivered entry is not sent again."""
-        return f"{self.base}:delivered:{sink}:{alert_id}"
+        return f"{self.shared_base}:delivered:{sink}:{alert_id}"
 
     # ------------------------------------------------------------- alert, {unhandled}
 
@@ -232,7 +285,8 @@ class Keys:
         except KeyError:
             raise ValueError(f"no stream carries events of type {event_type!r}") from None
 
-    def all_streams(self) -> list[str]:
+    def streams(self) -> list[str]:
+        """This partition's streams."""
         return [
             self.events,
             self.alerts,
@@ -242,6 +296,10 @@ class Keys:
             self.dlq("forward"),
             self.dlq("audit"),
         ]
+
+    def all_streams(self) -> list[str]:
+        """Every partition's streams, partition by partition."""
+        return [stream for part in self.all_partitions() for stream in part.streams()]
 
 
 @dataclass(frozen=True)

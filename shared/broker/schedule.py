@@ -14,7 +14,7 @@ import time
 import redis
 
 from shared.broker.keys import schedule_keys
-from shared.lua import LuaScript
+from shared.lua import Call, LuaScript, run_all
 
 _PROMOTE = LuaScript.from_files("shared/broker/promote.lua")
 
@@ -34,10 +34,22 @@ class Promoter:
 
     def promote(self) -> tuple[int, int]:
         """Move what is due now; return (moved, still scheduled)."""
-        moved, left = _PROMOTE.run(
-            self._r, [self.zset, self.bodies, self.stream], [now_ms(), self.batch]
-        )
+        moved, left = self.call().run(self._r)
         return int(moved), int(left)
+
+    def call(self) -> Call:
+        """The script call ``promote`` makes, to pipeline with others' (``promote_all``)."""
+        return Call(_PROMOTE, [self.zset, self.bodies, self.stream], [now_ms(), self.batch])
+
+
+def promote_all(r: redis.Redis, promoters: list[Promoter]) -> tuple[int, int]:
+    """``promote`` of every promoter in one pipelined round trip; the (moved, left) sums.
+
+    Each call touches one stream's keys only, so the pipeline is legal on a
+    Cluster (the client sends each node its calls).
+    """
+    replies = run_all(r, [p.call() for p in promoters])
+    return sum(int(m) for m, _ in replies), sum(int(n) for _, n in replies)
 
 
 def scheduled_count(r: redis.Redis, stream: str) -> int:

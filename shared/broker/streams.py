@@ -105,6 +105,30 @@ def read_batch(
     return entries
 
 
+def read_many(
+    r: redis.Redis,
+    names: Sequence[str],
+    group: str,
+    consumer: str,
+    count: int,
+    block_ms: int | None,
+) -> dict[str, list[Entry]]:
+    """Up to ``count`` new entries of each stream, in one call (blocking until any has some).
+
+    One Redis only: on a Cluster the streams of different partitions live in
+    different slots, and a command's keys must share one.
+    """
+    reply: Any = r.xreadgroup(
+        group, consumer, dict.fromkeys(names, ">"), count=count, block=block_ms
+    )
+    found: dict[str, list[Entry]] = {}
+    for stream, items in reply or []:
+        entries = [Entry(_id(eid), fields) for eid, fields in items if fields is not None]
+        if entries:
+            found[_id(stream)] = entries
+    return found
+
+
 def settle(r: redis.Redis, stream: str, group: str, plan: Settlement) -> None:
     """Publish replies / dead letters and acknowledge, all or nothing."""
     if not plan:

@@ -36,6 +36,13 @@ def test_values_are_read_and_converted() -> None:
 
 
 @pytest.mark.parametrize(
+    "url", ["redis+cluster://10.0.0.1:7000", "rediss+cluster://u:pw@redis.example:6380"]
+)
+def test_a_redis_cluster_url_is_accepted(url: str) -> None:
+    assert load_settings({"MUTT_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
         ("MUTT_WORKER_BATCH_SIZE", "lots", "MUTT_WORKER_BATCH_SIZE"),
@@ -44,6 +51,8 @@ def test_values_are_read_and_converted() -> None:
         ("MUTT_DATABASE_URL", "mysql://x", "must start with postgresql://"),
         ("MUTT_DATABASE_URL", "postgresql://h/db?sslmode=on", "sslmode must be one of disable"),
         ("MUTT_LOG_LEVEL", "LOUD", "MUTT_LOG_LEVEL"),
+        ("MUTT_PARTITIONS", "0", "greater than or equal to 1"),
+        ("MUTT_PARTITIONS", "97", "less than or equal to 96"),
         ("MUTT_DATABASE_SCHEMA", 'x"; drop table', "MUTT_DATABASE_SCHEMA"),
         ("MUTT_BATCH_SIZE", "5", "unknown setting"),
     ],

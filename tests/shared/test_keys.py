@@ -269,3 +269,50 @@ def test_keys_used_together_share_a_hash_tag() -> None:
     }
     for what, names in together.items():
         assert len({_tag(n) for n in names}) == 1, f"{what}: {names}"
+
+
+def test_partition_keys_carry_their_tag_and_share_the_rest() -> None:
+    """Partition 0 is the deployed ``{p}``; partition k's streams and side keys carry
+    ``TAGS[k]``; what every partition shares stays under ``{p}``."""
+    k = Keys("ns", partitions=3)
+    assert k.events == "ns:{p}:events" and k.index == 0
+    p2 = k.partition(2)
+    assert p2.index == 2
+    assert p2.events == "ns:{p2.7mb}:events"
+    assert p2.dlq("forward") == "ns:{p2.7mb}:dlq:forward"
+    assert p2.dedup("e1") == "ns:{p2.7mb}:dedup:e1"
+    assert schedule_keys(p2.alerts) == (
+        "ns:{p2.7mb}:alerts:scheduled",
+        "ns:{p2.7mb}:alerts:scheduled:body",
+    )
+    assert p2.relative(p2.audit) == "audit"
+    for shared in (p2.ingest_rate_limit, p2.breaker("s"), p2.delivered_marker("s", "a")):
+        assert shared.startswith("ns:{p}:"), shared
+    assert p2.config == k.config == "ns:config"
+    assert [p.index for p in k.all_partitions()] == [0, 1, 2]
+    assert len(k.all_streams()) == 3 * len(Keys("ns").all_streams())
+    assert Keys("ns").all_streams() == Keys("ns").streams()
+
+
+@pytest.mark.parametrize("bad", [0, 97])
+def test_a_partition_count_out_of_range_is_refused(bad: int) -> None:
+    with pytest.raises(ValueError, match=r"partitions must be 1\.\.96"):
+        Keys("ns", partitions=bad)
+
+
+def test_there_is_no_partition_beyond_the_count() -> None:
+    with pytest.raises(ValueError, match="no partition 3"):
+        Keys("ns", partitions=3).partition(3)
+
+
+def test_keys_used_together_in_a_partition_share_its_hash_tag() -> None:
+    """With partitions, each hand-off stays in one partition's slot."""
+    for part in Keys("ns", partitions=6).all_partitions():
+        together = {
+            "settle MULTI": [*part.streams(), *schedule_keys(part.alerts)],
+            "promote.lua": [*schedule_keys(part.events), part.events],
+            "admit.lua (several partitions)": [part.events, part.dedup("e1"), part.dedup("e2")],
+            "dlq_replay.lua": [part.dlq("alert"), part.events],
+        }
+        for what, names in together.items():
+            assert {_tag(n) for n in names} == {part.tag}, f"{what}: {names}"

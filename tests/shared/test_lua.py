@@ -28,6 +28,14 @@ def test_unknown_scripts_are_loaded_and_every_reply_kept_in_order(
     assert incr.run(r, [key], [1]) == 6
 
 
+def test_a_single_unknown_script_is_loaded_and_run_once(r: redis.Redis, keys: Keys) -> None:
+    """One call goes without a pipeline; its NOSCRIPT is recovered the same way."""
+    incr = LuaScript(f"-- {uuid.uuid4()}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])")
+    key = f"{keys.base}:lua:one"
+    assert run_all(r, [(incr, [key], [2])]) == [2]
+    assert incr.run(r, [key], [3]) == 5
+
+
 def test_a_failing_script_raises_after_the_others_ran(r: redis.Redis, keys: Keys) -> None:
     key = f"{keys.base}:lua:m"
     ok = LuaScript("return redis.call('INCR', KEYS[1])")
