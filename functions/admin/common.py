@@ -17,19 +17,9 @@ from functions.alert.catalog import (
     etag,
 )
 from functions.alert.catalog.edits import AlreadyInCatalog, clean_host, clean_team
+from functions.alert.catalog.tables import VALUE_KEYS
 
-RULE_FIELDS = (
-    "match_type",
-    "match_string",
-    "trap_oid",
-    "syslog_severity",
-    "priority",
-    "prod_handling",
-    "dev_handling",
-    "team_assignment",
-    "is_active",
-    "description",
-)
+RULE_FIELDS = VALUE_KEYS  # the catalog's one column list (catalog/tables.py)
 RULE_DEFAULTS: dict[str, Any] = {"match_type": "contains", "priority": 100, "is_active": True}
 REASON_MAX = 1000
 

@@ -112,36 +112,6 @@ def render(doc: dict[str, Any]) -> str:
                 srows,
             ),
         ]
-    if doc["sources"]:
-        srows = [
-            (
-                f"{src.get('kind')} {src.get('instance')}",
-                src.get("received", 0),
-                src.get("accepted", 0),
-                src.get("buffered", 0),
-                src.get("dropped", 0),
-                src.get("kernel_drops", 0),
-                src.get("lost", 0),
-                src.get("dropped_recently", 0),
-            )
-            for src in doc["sources"]
-        ]
-        out += [
-            "",
-            render_table(
-                [
-                    "SOURCE",
-                    "RECEIVED",
-                    "ACCEPTED",
-                    "BUFFERED",
-                    "QUEUE DROPS",
-                    "KERNEL DROPS",
-                    "LOST",
-                    "DROPS LAST MIN",
-                ],
-                srows,
-            ),
-        ]
     top = doc["unhandled"]["top"]
     if top:
         window = format_age(doc["unhandled"]["window_seconds"])

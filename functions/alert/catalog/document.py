@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.alert.catalog.tables import VALUE_KEYS
 from functions.alert.rules import Rule, RuleError, RuleSet, validate_rule
 from shared.models import Severity
 
@@ -66,18 +67,7 @@ def parse_catalog(doc: object, origin: str = "rules file") -> Catalog:
 # through the database with no diff, and a check that reports every problem
 # of a file at once (position, id, field, why) instead of the first.
 
-RULE_KEYS = (
-    "match_type",
-    "match_string",
-    "trap_oid",
-    "syslog_severity",
-    "priority",
-    "prod_handling",
-    "dev_handling",
-    "team_assignment",
-    "is_active",
-    "description",
-)
+RULE_KEYS = VALUE_KEYS  # the catalog's one column list (catalog/tables.py)
 
 
 class CatalogInvalid(ValueError):
