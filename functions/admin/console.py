@@ -58,6 +58,7 @@ from functions.alert.catalog import (
     render_plan,
 )
 from functions.alert.catalog.plan import changed_fields, describe_rule
+from functions.alert.catalog.tables import VALUE_KEYS
 from functions.alert.correlation.silence_edits import UnknownSilences, add_silence, remove_silences
 from functions.alert.correlation.silences import load_silences
 from shared.broker import dlq
@@ -79,18 +80,7 @@ NOTICES = {
     "unsilenced": "Silence ended.",
     "replayed": "{id} dead letters replayed.",
 }
-FORM_FIELDS = (
-    "match_type",
-    "match_string",
-    "trap_oid",
-    "syslog_severity",
-    "priority",
-    "prod_handling",
-    "dev_handling",
-    "team_assignment",
-    "description",
-    "is_active",
-)
+FORM_FIELDS = VALUE_KEYS  # the rule form's fields: the catalog's column list
 
 
 def page(call: Call, template: str, code: int = 200, **values: Any) -> flask.Response:
