@@ -47,6 +47,17 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _without_nul(value: object) -> object:
+    """PostgreSQL text and jsonb cannot hold NUL: an audit row never fails for one (U+FFFD)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, Mapping):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def write_config_audit(
     conn: pg8000.native.Connection,
     changes: Sequence[ConfigChange],
@@ -79,5 +90,5 @@ def write_config_audit(
         " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(changed_by text, operation text,"
         " table_name text, record_id text, old_values jsonb, new_values jsonb, reason text,"
         " correlation_id text)",
-        rows=orjson.dumps(rows, default=_jsonable).decode(),
+        rows=orjson.dumps(_without_nul(rows), default=_jsonable).decode(),
     )

@@ -628,8 +628,10 @@ def replay_dlq(call: Call) -> flask.Response:
     ):
         raise bad("ids", "must be a list of entry ids like 1714567890123-0")
     contains = body.get("reason_contains")
-    if contains is not None and (not isinstance(contains, str) or not contains.strip()):
-        raise bad("reason_contains", "must be non-blank text")
+    if contains is not None and (
+        not isinstance(contains, str) or not contains.strip() or "\x00" in contains
+    ):
+        raise bad("reason_contains", "must be non-blank text without NUL characters")
     everything = body.get("all") is True
     if not (ids or contains or everything):
         raise bad("ids", "say which entries: ids, reason_contains or all: true")

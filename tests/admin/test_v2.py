@@ -143,6 +143,11 @@ def test_dlq_list_and_replay(admin: Admin) -> None:
     assert got.json()["replayed"] == 1
     assert r.xlen(f"{admin.settings.namespace}:{{p}}:dlq:forward") == 0
     assert r.xlen(f"{admin.settings.namespace}:{{p}}:alerts") == 1
+    # A NUL cannot be stored (PostgreSQL text / jsonb): a clear 400, not a 503 (schemathesis)
+    bad = {"reason_contains": "x\u0000", "reason": "why"}
+    refused = admin.call("POST", "/api/v2/dlq/replay", role="operator", json=bad)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["field"] == "reason_contains"
     r.close()
 
 
