@@ -2,8 +2,10 @@
 
 Migrations are the ``NNNN_name.sql`` files beside this module, applied in
 order, each in its own transaction, recorded in ``schema_migrations`` with a
-checksum. A PostgreSQL advisory lock makes concurrent runs (two pods starting
-at once) safe: the second waits and then finds nothing to do.
+checksum of its SQL without comment lines: editing a comment is not a schema
+change, editing a statement is refused. A PostgreSQL advisory lock makes
+concurrent runs (two pods starting at once) safe: the second waits and then
+finds nothing to do.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from shared.errors import MuttError
 
 _LOCK_KEY = 0x6D757474  # "mutt"
 
+# Checksums recorded by MUTT before 3.0, over each file's full text, comments
+# included. A database migrated then still holds them; they are accepted once
+# and replaced by today's. Only 0001's text changed since (its first comment
+# line named a design file that was never in the repository); the others'
+# old checksum is the one of their unchanged text.
+_FULL_TEXT_CHECKSUMS = {1: "c997ed45ea7c2db55e25a3c7ee29284e5562d4a3dd9c6b7267211817e8608f13"}
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -27,7 +36,17 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """SHA-256 of the statements: lines that are only a ``--`` comment do not count."""
+        code = "\n".join(
+            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
+        )
+        return hashlib.sha256(code.encode()).hexdigest()
+
+    @property
+    def earlier_checksums(self) -> set[str]:
+        """What MUTT before 3.0 recorded for this migration (full text, comments included)."""
+        full_text = hashlib.sha256(self.sql.encode()).hexdigest()
+        return {full_text, _FULL_TEXT_CHECKSUMS.get(self.version, full_text)}
 
 
 def available() -> list[Migration]:
@@ -55,7 +74,13 @@ def migrate(conn: pg8000.native.Connection) -> list[Migration]:
         done = []
         for mig in available():
             if mig.version in applied:
-                if applied[mig.version] != mig.checksum:
+                if applied[mig.version] in mig.earlier_checksums:
+                    conn.run(
+                        "UPDATE schema_migrations SET checksum = :c WHERE version = :v",
+                        c=mig.checksum,
+                        v=mig.version,
+                    )
+                elif applied[mig.version] != mig.checksum:
                     raise MuttError(
                         f"migration {mig.version:04d}_{mig.name} was changed after it was applied;"
                         " add a new migration instead of editing an old one"

@@ -1,4 +1,4 @@
--- MUTT data model (DESIGN.md section 4): rules, reference data, audit trails.
+-- MUTT data model (docs/architecture.md, 'Data'): rules, reference data, audit trails.
 
 CREATE TABLE alert_rules (
     id              SERIAL PRIMARY KEY,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -87,6 +88,30 @@ def test_an_edited_migration_is_refused(fresh: tuple[pg8000.native.Connection, s
     conn.run("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
     with pytest.raises(MuttError, match="was changed after it was applied"):
         migrate(conn)
+
+
+def test_a_database_migrated_before_3_0_is_accepted_and_its_checksums_updated(
+    fresh: tuple[pg8000.native.Connection, str],
+) -> None:
+    """MUTT before 3.0 recorded each file's full-text checksum, comments included."""
+    conn, _ = fresh
+    migrate(conn)
+    old_0001 = "c997ed45ea7c2db55e25a3c7ee29284e5562d4a3dd9c6b7267211817e8608f13"
+    conn.run("UPDATE schema_migrations SET checksum = :c WHERE version = 1", c=old_0001)
+    (mig_0002,) = [m for m in available() if m.version == 2]
+    full_text = hashlib.sha256(mig_0002.sql.encode()).hexdigest()
+    conn.run("UPDATE schema_migrations SET checksum = :c WHERE version = 2", c=full_text)
+    assert migrate(conn) == []  # nothing applied again, nothing refused
+    stored = dict(conn.run("SELECT version, checksum FROM schema_migrations"))
+    assert stored == {m.version: m.checksum for m in available()}
+
+
+def test_a_comment_is_not_a_schema_change() -> None:
+    (mig,) = [m for m in available() if m.version == 1]
+    commented = type(mig)(mig.version, mig.name, "-- another comment\n" + mig.sql)
+    assert commented.checksum == mig.checksum
+    edited = type(mig)(mig.version, mig.name, mig.sql.replace("CREATE TABLE", "CREATE  TABLE", 1))
+    assert edited.checksum != mig.checksum
 
 
 def test_handling_values_are_validated_by_the_database(
