@@ -24,7 +24,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "\n.venv/bin/pytest -q\n" in ci
     # exactly as a fresh machine runs it: every MUTT_* variable unset first
     before = ci.split("\n.venv/bin/pytest -q\n")[0]
-    assert "unset" in before.splitlines()[-1]
-    assert "MUTT_REDIS_URL=" not in ci and "export MUTT" not in ci
+    assert "unset MUTT_REDIS_URL MUTT_DATABASE_URL" in before
+    assert "MUTT_REDIS_URL=" not in ci and "MUTT_DATABASE_URL=" not in ci
+    assert "export MUTT" not in ci
     assert "mutt run --demo" in readme
     assert "mutt run --demo" in ci
