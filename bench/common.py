@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -366,6 +367,15 @@ def wait_until(
 
 
 # ----------------------------------------------------------------- output
+
+
+def has_group(r: redis.Redis, stream: str, group: str) -> bool:
+    """The consumer group exists on the stream (a worker or relay has started on it)."""
+    try:
+        groups: Any = r.xinfo_groups(stream)
+    except redis.ResponseError:
+        return False
+    return any(g["name"] in (group, group.encode()) for g in groups)
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -50,7 +50,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pg8000.native
@@ -64,6 +63,7 @@ from bench.common import (
     child_env,
     children,
     free_port,
+    has_group,
     log,
     machine,
     mutt_argv,
@@ -185,7 +185,7 @@ class Pipeline:
         def ready() -> bool:
             for child in self.kids:
                 child.check()
-            return all(_has_group(self.r, s, g) for s, g in pairs)
+            return all(has_group(self.r, s, g) for s, g in pairs)
 
         took = wait_until(ready, 60, 0.05, "worker consumer groups")
         log(f"workers alert, forward, audit ready in {took:.1f}s")
@@ -229,14 +229,6 @@ class Pipeline:
             if str(doc["alert"]["event"]["id"]).startswith(prefix):
                 out.append(doc)
         return out
-
-
-def _has_group(r: redis.Redis, stream: str, group: str) -> bool:
-    try:
-        groups: Any = r.xinfo_groups(stream)
-    except redis.ResponseError:
-        return False
-    return any(g["name"] in (group, group.encode()) for g in groups)
 
 
 def audit_rows(conn: pg8000.native.Connection, prefix: str) -> int:

@@ -45,6 +45,7 @@ from bench.common import (
     child_env,
     children,
     free_port,
+    has_group,
     log,
     mutt_argv,
     pg_schema,
@@ -129,13 +130,6 @@ def backlog(n: int, prefix: str) -> tuple[list[bytes], int]:
     return entries, expected
 
 
-def _has_group(r: redis.Redis, stream: str, group: str) -> bool:
-    try:
-        return any(g["name"].decode() == group for g in r.xinfo_groups(stream))  # type: ignore[union-attr]
-    except redis.ResponseError:
-        return False
-
-
 @dataclass(frozen=True)
 class Shape:
     """How the Knative path is run: relay window and batch, each function's gunicorn."""
@@ -187,7 +181,7 @@ def drain(
         with _consumers(label, instances, env, tmp, kids, shape):
             # every consumer up (groups created, rules loaded), then the backlog arrives
             wait_until(
-                lambda: all(_has_group(r, s, g) for s, g in consumed(keys)), 60, 0.05, "groups"
+                lambda: all(has_group(r, s, g) for s, g in consumed(keys)), 60, 0.05, "groups"
             )
             # warm every process (imports, rules, connections) with a small backlog first
             warm, _ = backlog(400, f"warm{time.time_ns()}")

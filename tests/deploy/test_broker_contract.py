@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -42,6 +41,7 @@ from shared.single_event import INNER, PACKED, pack
 from tests.support import kube
 from tests.support.factories import accepted_event
 from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
+from tests.support.resilience import wait_until
 from tests.support.vendor import VendorServer
 
 pytestmark = pytest.mark.slow
@@ -169,15 +169,6 @@ def serve(started: list[subprocess.Popen[bytes]], env: dict[str, str], function:
     return url
 
 
-def wait_until(check: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout}s")
-
-
 def test_the_broker_variant_follows_knatives_rules_and_strands_nothing(
     settings: Settings,
     r: redis.Redis,
@@ -227,8 +218,8 @@ def test_the_broker_variant_follows_knatives_rules_and_strands_nothing(
             lines = settings.sink_path.read_bytes().splitlines()
             return {str(orjson.loads(line)["alert_id"]) for line in lines}
 
-        wait_until(lambda: len(delivered()) == 60 and broker.idle(), timeout=180)
-        wait_until(lambda: streams.drained(r, keys.events, "alert"))
+        assert wait_until(lambda: len(delivered()) == 60 and broker.idle(), timeout=180)
+        assert wait_until(lambda: streams.drained(r, keys.events, "alert"))
         time.sleep(1)
         lines = settings.sink_path.read_bytes().splitlines()
         assert len(lines) == 60  # each alert once at the file sink

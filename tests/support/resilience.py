@@ -38,7 +38,9 @@ def report(scenario: str, **numbers: object) -> None:
     print("\nRESILIENCE " + orjson.dumps({"scenario": scenario, **numbers}).decode(), flush=True)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.1
+) -> bool:
     """Poll ``predicate`` until it holds or ``timeout`` passes (timeout/interval + 1 polls)."""
     deadline = time.monotonic() + timeout
     for _ in range(int(timeout / interval) + 1):

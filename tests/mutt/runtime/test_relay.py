@@ -29,6 +29,7 @@ from shared.config import Settings
 from shared.envelope import FIELD, encode
 from tests.support.factories import accepted_event
 from tests.support.processes import free_port, mutt, settings_env, stop, wait_http
+from tests.support.resilience import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -102,22 +103,13 @@ def metric(url: str, name: str, **labels: str) -> float:
     return total
 
 
-def wait_until(check: object, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout}s: {check}")
-
-
 def test_batched_relay_delivers_every_alert_once_with_few_requests(
     procs: Procs, r: redis.Redis, keys: Keys, demo_rules: None
 ) -> None:
     alert = procs.serve("alert")
     publish_link_downs(r, keys, 300)
     _, relay = procs.relay(f"alert={alert}/")
-    wait_until(lambda: streams.drained(r, keys.events, "alert"))
+    assert wait_until(lambda: streams.drained(r, keys.events, "alert"))
     ids = alert_ids(r, keys)
     assert len(ids) == 300 and len(set(ids)) == 300
     assert r.xlen(keys.audit) == 300  # internal replies travel back and are settled too
@@ -134,12 +126,12 @@ def test_an_unreachable_function_backs_off_and_loses_nothing(
     port = free_port()  # nothing listens there yet: a function scaled to zero, a rollout
     publish_link_downs(r, keys, 100)
     _, relay = procs.relay(f"alert=http://127.0.0.1:{port}/")
-    wait_until(lambda: metric(relay, "mutt_relay_backoffs_total", stage="alert") >= 3)
+    assert wait_until(lambda: metric(relay, "mutt_relay_backoffs_total", stage="alert") >= 3)
     time.sleep(2)  # several retry rounds, far past the worker's delivery limit
     assert r.xlen(keys.dlq("alert")) == 0  # an outage is never the events' fault
     assert r.xlen(keys.alerts) == 0
     procs.serve("alert", port)
-    wait_until(lambda: streams.drained(r, keys.events, "alert"))
+    assert wait_until(lambda: streams.drained(r, keys.events, "alert"))
     ids = alert_ids(r, keys)
     assert len(ids) == 100 and len(set(ids)) == 100
     assert r.xlen(keys.dlq("alert")) == 0
@@ -151,12 +143,12 @@ def test_a_relay_killed_mid_window_loses_and_doubles_nothing(
     alert = procs.serve("alert")
     publish_link_downs(r, keys, 2000)
     doomed, _ = procs.relay(f"alert={alert}/", window=6)
-    wait_until(lambda: r.xlen(keys.alerts) >= 200)
+    assert wait_until(lambda: r.xlen(keys.alerts) >= 200)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
     assert r.xlen(keys.alerts) < 2000  # it really died mid-stream
     procs.relay(f"alert={alert}/", window=6)  # claims the dead consumers' entries
-    wait_until(lambda: streams.drained(r, keys.events, "alert"), timeout=180)
+    assert wait_until(lambda: streams.drained(r, keys.events, "alert"), timeout=180)
     ids = alert_ids(r, keys)
     assert len(set(ids)) == 2000  # none lost
     assert len(ids) == 2000  # none published twice
@@ -205,7 +197,7 @@ def test_a_foreign_target_gets_single_binary_events_and_its_4xx_dead_letters(
         "alert=single",
         MUTT_HEALTH_PORT=str(health),
     )
-    wait_until(lambda: streams.drained(r, keys.events, "alert"))
+    assert wait_until(lambda: streams.drained(r, keys.events, "alert"))
     foreign.server.shutdown()
     assert len(foreign.received) == 21  # one POST per event
     assert all(h["ce-specversion"] == "1.0" for h in foreign.received)
@@ -258,7 +250,7 @@ def test_two_instances_behind_one_url_both_get_work(
     proxy = round_robin_proxy(ports)
     publish_link_downs(r, keys, 400)
     procs.relay(f"alert=http://127.0.0.1:{proxy}/", window=4)
-    wait_until(lambda: streams.drained(r, keys.events, "alert"))
+    assert wait_until(lambda: streams.drained(r, keys.events, "alert"))
     assert len(set(alert_ids(r, keys))) == 400
     for url in (one, two):  # each instance decided some of the events
         assert metric(url, "mutt_decisions_total") > 0, url
