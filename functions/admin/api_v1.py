@@ -25,6 +25,7 @@ from functions.admin.common import (
     reason_of,
     rule_doc,
     rule_values,
+    set_setting,
     team_of,
 )
 from functions.admin.errors import ApiError, bad
@@ -40,7 +41,7 @@ from functions.admin.queries import (
 from functions.admin.routing import Call, Param, route
 from functions.admin.slo import report
 from functions.alert.catalog import NotInCatalog, edits, read_rule, read_state
-from shared.dynconfig import CONFIG_TABLE, KNOBS, DynamicConfig, set_audited
+from shared.dynconfig import CONFIG_TABLE, KNOBS, DynamicConfig
 
 NO_REASON = "(no reason given, /api/v1)"
 RULE_ID = Param("rule_id", "path", {"type": "integer", "minimum": 1, "maximum": 2147483647}, True)
@@ -426,24 +427,8 @@ def put_config(call: Call) -> flask.Response:
         raise ApiError(404, f"unknown setting {key[:64]!r}; known: {', '.join(sorted(KNOBS))}")
     if "value" not in call.body:
         raise ApiError(400, "Missing 'value' in request body", field="value")
-    value = call.body["value"]
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise bad("value", "must be an integer")
     reason = reason_of(call, required=False, default=NO_REASON)
-    ctx = call.ctx
-    try:
-        old, new = set_audited(
-            ctx.redis,
-            ctx.keys.config,
-            call.conn,
-            key,
-            str(value),
-            changed_by=call.who,
-            reason=reason,
-        )
-    except ValueError as exc:
-        raise bad("value", str(exc)) from None
-    return json_response({"key": key, "old_value": old, "new_value": new})
+    return json_response(set_setting(call, key, call.body["value"], reason))
 
 
 # ---------------------------------------------------------------- audit

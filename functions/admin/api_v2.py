@@ -29,6 +29,7 @@ from functions.admin.common import (
     reason_of,
     rule_doc,
     rule_values,
+    set_setting,
     team_of,
 )
 from functions.admin.errors import ApiError, bad
@@ -57,7 +58,7 @@ from functions.alert.unhandled import top_unhandled
 from shared.broker import dlq
 from shared.broker.keys import CorrelationKeys
 from shared.config_audit import ConfigChange, write_config_audit
-from shared.dynconfig import KNOBS, DynamicConfig, set_audited
+from shared.dynconfig import KNOBS, DynamicConfig
 
 LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500})
 CURSOR = Param("cursor", "query", {"type": "string"})
@@ -450,24 +451,8 @@ def put_config(call: Call) -> flask.Response:
     if key not in KNOBS:
         raise ApiError(404, f"unknown setting {key[:64]!r}", field="key")
     body = _strict(call, ("value", "reason"))
-    value = body.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise bad("value", "must be an integer")
     reason = reason_of(call, required=True, default="")
-    ctx = call.ctx
-    try:
-        old, new = set_audited(
-            ctx.redis,
-            ctx.keys.config,
-            call.conn,
-            key,
-            str(value),
-            changed_by=call.who,
-            reason=reason,
-        )
-    except ValueError as exc:
-        raise bad("value", str(exc)) from None
-    return json_response({"key": key, "old_value": old, "new_value": new})
+    return json_response(set_setting(call, key, body.get("value"), reason))
 
 
 @route(

@@ -90,3 +90,25 @@ def catalog_refusals(v1: bool = False) -> Iterator[None]:
         raise ApiError(412, str(exc), field="If-Match") from None
     except UnknownRuleIds as exc:
         raise ApiError(404, str(exc)) from None
+
+
+def set_setting(call: Call, key: str, value: object, reason: str) -> dict[str, Any]:
+    """Change one dynamic setting as ``mutt config set`` does (validated, audited): v1 and v2."""
+    from shared.dynconfig import set_audited
+
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise bad("value", "must be an integer")
+    ctx = call.ctx
+    try:
+        old, new = set_audited(
+            ctx.redis,
+            ctx.keys.config,
+            call.conn,
+            key,
+            str(value),
+            changed_by=call.who,
+            reason=reason,
+        )
+    except ValueError as exc:
+        raise bad("value", str(exc)) from None
+    return {"key": key, "old_value": old, "new_value": new}

@@ -47,7 +47,6 @@ PROGRESS_EVERY = 1000
 _REPLAY = LuaScript.from_files("shared/broker/dlq_replay.lua")
 # A dead letter's reference: its entry id, and ``@<partition>`` when there are several.
 ENTRY_ID = re.compile(r"^(\d+(?:-\d+)?)(?:@(\d+))?$")
-_ENTRY_REF = ENTRY_ID
 
 
 class DlqInputError(ValueError):
@@ -177,7 +176,7 @@ def _iter_one(r: redis.Redis, keys: Keys, stage: str, newest_first: bool) -> Ite
 
 def find(r: redis.Redis, keys: Keys, stages: Sequence[str], ref: str) -> list[DeadLetter]:
     """The entries named ``ref`` (``<id>``, or ``<id>@<partition>``) in the given stages' DLQs."""
-    match = _ENTRY_REF.match(ref)
+    match = ENTRY_ID.match(ref)
     if not match:
         raise DlqInputError(
             f"{ref!r} is not a stream entry id (like 1714567890123-0, or 1714567890123-0@2"
