@@ -21,6 +21,7 @@ from functions.admin.app import json_response
 from functions.admin.common import (
     RULE_DEFAULTS,
     RULE_FIELDS,
+    RULE_PROPERTIES,
     host_of,
     reason_of,
     rule_doc,
@@ -50,22 +51,9 @@ PAGE = Param("page", "query", {"type": "integer", "minimum": 1})
 LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200})
 START = Param("start_date", "query", {"type": "string", "format": "date-time"})
 END = Param("end_date", "query", {"type": "string", "format": "date-time"})
-RULE_BODY: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "match_string": {"type": ["string", "null"]},
-        "trap_oid": {"type": ["string", "null"]},
-        "syslog_severity": {"type": ["integer", "string", "null"]},
-        "match_type": {"type": "string", "enum": ["contains", "regex", "oid_prefix"]},
-        "priority": {"type": "integer"},
-        "prod_handling": {"type": "string"},
-        "dev_handling": {"type": "string"},
-        "team_assignment": {"type": "string"},
-        "is_active": {"type": "boolean"},
-        "description": {"type": ["string", "null"]},
-        "reason": {"type": "string"},
-    },
-}
+# v2.5 clients send any subset (a missing field is answered 400 by the checks),
+# and unknown fields are ignored, as the original did.
+RULE_BODY: dict[str, Any] = {"type": "object", "properties": RULE_PROPERTIES}
 
 
 def _v1_entry(body: dict[str, Any]) -> dict[str, Any]:

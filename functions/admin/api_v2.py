@@ -24,6 +24,7 @@ from functions.admin.app import json_response
 from functions.admin.common import (
     RULE_DEFAULTS,
     RULE_FIELDS,
+    RULE_PROPERTIES,
     catalog_refusals,
     host_of,
     reason_of,
@@ -78,19 +79,7 @@ CORRELATION_KNOBS = (
 )
 RULE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "match_string": {"type": ["string", "null"]},
-        "trap_oid": {"type": ["string", "null"]},
-        "syslog_severity": {"type": ["integer", "string", "null"]},
-        "match_type": {"type": "string", "enum": ["contains", "regex", "oid_prefix"]},
-        "priority": {"type": "integer"},
-        "prod_handling": {"type": "string"},
-        "dev_handling": {"type": "string"},
-        "team_assignment": {"type": "string"},
-        "is_active": {"type": "boolean"},
-        "description": {"type": ["string", "null"]},
-        "reason": {"type": "string"},
-    },
+    "properties": RULE_PROPERTIES,
     "required": ["prod_handling", "dev_handling", "team_assignment", "reason"],
     "additionalProperties": False,
 }

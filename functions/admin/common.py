@@ -20,6 +20,20 @@ from functions.alert.catalog.edits import AlreadyInCatalog, clean_host, clean_te
 from functions.alert.catalog.tables import VALUE_KEYS
 
 RULE_FIELDS = VALUE_KEYS  # the catalog's one column list (catalog/tables.py)
+# A rule in a request body, for the OpenAPI document of /api/v1 and /api/v2.
+RULE_PROPERTIES: dict[str, Any] = {
+    "match_string": {"type": ["string", "null"]},
+    "trap_oid": {"type": ["string", "null"]},
+    "syslog_severity": {"type": ["integer", "string", "null"]},
+    "match_type": {"type": "string", "enum": ["contains", "regex", "oid_prefix"]},
+    "priority": {"type": "integer"},
+    "prod_handling": {"type": "string"},
+    "dev_handling": {"type": "string"},
+    "team_assignment": {"type": "string"},
+    "is_active": {"type": "boolean"},
+    "description": {"type": ["string", "null"]},
+    "reason": {"type": "string"},
+}
 RULE_DEFAULTS: dict[str, Any] = {"match_type": "contains", "priority": 100, "is_active": True}
 REASON_MAX = 1000
 
